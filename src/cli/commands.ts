@@ -1,0 +1,28 @@
+// The command table: names, one-line summaries for help, and lazy loaders, so `dso version`
+// never pays for dockerode or the crypto code it does not use.
+import type { Cli } from './context.ts';
+
+export interface Command {
+  run(cli: Cli, argv: string[]): Promise<number>;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  group: 'Secrets' | 'Compose' | 'Other';
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'init', group: 'Secrets', summary: 'Create the encrypted local vault (~/.dso/vault.enc)', load: () => import('./commands/init.ts') },
+  { name: 'bootstrap', group: 'Secrets', summary: 'Set up DSO: `bootstrap local` creates the local vault', load: () => import('./commands/bootstrap.ts') },
+  { name: 'secret', group: 'Secrets', summary: 'Set, get, list and remove secrets in the local vault', load: () => import('./commands/secret.ts') },
+  { name: 'up', group: 'Compose', summary: 'Resolve dso:// and dsofile:// secrets and run `compose up`', load: () => import('./commands/up.ts') },
+  { name: 'down', group: 'Compose', summary: 'Run `compose down` and remove DSO secret storage', load: () => import('./commands/down.ts') },
+  { name: 'compose', group: 'Compose', summary: 'Run any Compose command with secrets resolved', load: () => import('./commands/compose.ts') },
+  { name: 'version', group: 'Other', summary: 'Print the DSO version', load: () => import('./commands/version.ts') },
+];
+
+export function findCommand(name: string): CommandEntry | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}

@@ -1,0 +1,26 @@
+// `dso compose [GLOBAL FLAGS] COMMAND [ARGS]`: any Compose command on the DSO-resolved model.
+import { splitLeading } from '../../compose/args.ts';
+import { runCompose } from '../../compose/session.ts';
+import { DsoError } from '../../errors.ts';
+import type { Cli } from '../context.ts';
+import { commandHelp } from '../help.ts';
+import { COMPOSE_DETAILS } from './compose-help.ts';
+import { takePassphraseFlag } from './passthrough.ts';
+
+export async function run(cli: Cli, argv: string[]): Promise<number> {
+  const { passphraseFile, rest } = takePassphraseFlag(argv);
+  const { globals, command, rest: args } = splitLeading(rest);
+  if (command === undefined || command === '--help' || command === '-h') {
+    cli.stdout.write(
+      commandHelp({
+        usage: `${cli.prog} compose [COMPOSE FLAGS] COMMAND [ARGS...]`,
+        summary: 'Run any Compose command; up, create and run get their secrets resolved first.',
+        details: `Examples: ${cli.prog} compose ps, ${cli.prog} compose logs -f web, ${cli.prog} compose run web sh\n\n${COMPOSE_DETAILS}`,
+        flags: [{ name: 'passphrase-file', type: 'string', valueName: 'FILE', description: 'Read the vault passphrase from FILE' }],
+      }),
+    );
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'help') throw new DsoError('USAGE', 'use `docker compose help` for Compose help, or `docker dso compose --help`');
+  return runCompose(cli, { globals, command: [command, ...args], passphraseFile });
+}

@@ -1,0 +1,225 @@
+// `dso secret set|get|list|rm`: manage the secrets of the local vault. Values enter from a hidden
+// prompt, stdin or a file, never argv, and leave only through `get` to stdout.
+import { readFileSync, statSync } from 'node:fs';
+import { DsoError } from '../../errors.ts';
+import { wipeAll } from '../../secrets/secret-bytes.ts';
+import { validateSecretName } from '../../vault/names.ts';
+import type { Cli } from '../context.ts';
+import { parseFlags, type FlagSpec } from '../flags.ts';
+import { commandHelp, wantsHelp } from '../help.ts';
+import { table } from '../output.ts';
+import { PASSPHRASE_FLAG } from '../passphrase.ts';
+import { promptHidden } from '../prompt.ts';
+import { openVault } from '../vault-session.ts';
+
+/** The largest value `secret set` accepts; the seed's default max_secret_size. */
+export const MAX_SECRET_BYTES = 10 * 1024 * 1024;
+
+interface Sub {
+  usage: string;
+  summary: string;
+  details?: string;
+  flags: FlagSpec[];
+  run(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number>;
+}
+
+const SUBS: Record<string, Sub> = {
+  set: {
+    usage: 'secret set NAME [--from-file FILE]',
+    summary: 'Store a secret in the local vault (creating or replacing it).',
+    details: `The value is read from a hidden prompt when stdin is a terminal, else from stdin
+(one trailing newline is removed, so \`echo value | dso secret set NAME\` stores "value"),
+or byte for byte from --from-file. It is never taken from the command line.
+NAME: segments of [A-Za-z0-9._-] separated by "/", each starting with a letter or digit,
+for example app/db_password.`,
+    flags: [
+      { name: 'from-file', type: 'string', valueName: 'FILE', description: 'Read the value from FILE, byte for byte' },
+      PASSPHRASE_FLAG,
+    ],
+    run: secretSet,
+  },
+  get: {
+    usage: 'secret get NAME [--reveal]',
+    summary: 'Print a secret value to stdout, byte for byte (no newline added).',
+    details: `To keep values off screens and terminal scrollback, get refuses to print to a
+terminal unless --reveal is given; redirect or pipe it instead.`,
+    flags: [{ name: 'reveal', type: 'boolean', description: 'Allow printing the value to a terminal' }, PASSPHRASE_FLAG],
+    run: secretGet,
+  },
+  list: {
+    usage: 'secret list [--json]',
+    summary: 'List secret names, sizes and update times (never values).',
+    flags: [{ name: 'json', type: 'boolean', description: 'Print JSON' }, PASSPHRASE_FLAG],
+    run: secretList,
+  },
+  rm: {
+    usage: 'secret rm NAME',
+    summary: 'Remove a secret from the local vault.',
+    flags: [PASSPHRASE_FLAG],
+    run: secretRm,
+  },
+};
+const ALIASES: Record<string, string> = { ls: 'list', remove: 'rm', delete: 'rm' };
+
+export async function run(cli: Cli, argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const subName = name === undefined ? undefined : (ALIASES[name] ?? name);
+  const sub = subName === undefined ? undefined : SUBS[subName];
+  if (!sub) {
+    if (name === undefined || name === '--help' || name === '-h') {
+      cli.stdout.write(secretHelp(cli));
+      return name === undefined ? 2 : 0;
+    }
+    throw new DsoError('USAGE', `unknown secret command "${name}"`, { hint: `run \`${cli.prog} secret --help\`` });
+  }
+  if (wantsHelp(rest)) {
+    cli.stdout.write(commandHelp({ ...sub, usage: `${cli.prog} ${sub.usage}` }));
+    return 0;
+  }
+  const { flags, positionals } = parseFlags(rest, sub.flags, `secret ${subName}`);
+  return sub.run(cli, flags, positionals);
+}
+
+function secretHelp(cli: Cli): string {
+  const lines = Object.entries(SUBS).map(([n, s]) => `  ${n.padEnd(6)}${s.summary}`);
+  return `Usage: ${cli.prog} secret COMMAND
+
+Manage the secrets of the local vault.
+
+Commands:
+${lines.join('\n')}
+
+Run '${cli.prog} secret COMMAND --help' for more information on a command.
+`;
+}
+
+function oneName(args: string[], command: string): string {
+  if (args.length !== 1) {
+    throw new DsoError('USAGE', `secret ${command} needs exactly one NAME${args.length > 1 ? ` (got ${args.length} arguments; values are never taken from the command line)` : ''}`, {
+      hint: `usage: dso ${SUBS[command]!.usage}`,
+    });
+  }
+  validateSecretName(args[0]!);
+  return args[0]!;
+}
+
+async function secretSet(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number> {
+  const name = oneName(args, 'set');
+  const fromFile = flags['from-file'] as string | undefined;
+  if (fromFile !== undefined) checkValueFile(fromFile);
+  const vault = await openVault(cli, flags['passphrase-file'] as string | undefined);
+  let value: Uint8Array | undefined;
+  try {
+    value = await readValue(cli, name, fromFile);
+    if (value.length === 0) {
+      throw new DsoError('USAGE', `the value for ${name} is empty; nothing was stored`, {
+        hint: 'pipe the value on stdin, type it at the prompt, or use --from-file FILE',
+      });
+    }
+    if (value.length > MAX_SECRET_BYTES) {
+      throw new DsoError('USAGE', `the value for ${name} is ${value.length} bytes, over the ${MAX_SECRET_BYTES}-byte limit; nothing was stored`, {
+        hint: 'store large material (archives, keystores) elsewhere and keep its key in DSO',
+      });
+    }
+    const existed = vault.has(name);
+    await vault.set(name, value);
+    cli.stderr.write(`${existed ? 'Updated' : 'Stored'} ${name} (${value.length} bytes)\n`);
+    return 0;
+  } finally {
+    wipeAll(value);
+    vault.close();
+  }
+}
+
+function checkValueFile(file: string): void {
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new DsoError('USAGE', `--from-file ${file} is not a regular file`);
+    if (st.size > MAX_SECRET_BYTES) {
+      throw new DsoError('USAGE', `--from-file ${file} is ${st.size} bytes, over the ${MAX_SECRET_BYTES}-byte limit`);
+    }
+  } catch (e) {
+    if (e instanceof DsoError) throw e;
+    throw new DsoError('USAGE', `cannot read --from-file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+      hint: 'check the path and its permissions',
+    });
+  }
+}
+
+async function readValue(cli: Cli, name: string, fromFile: string | undefined): Promise<Uint8Array> {
+  if (fromFile !== undefined) return new Uint8Array(readFileSync(fromFile));
+  if (cli.stdinIsTTY) return promptHidden(`Value for ${name} (input hidden): `);
+  const raw = await cli.readStdin();
+  let end = raw.length;
+  if (end > 0 && raw[end - 1] === 0x0a) end--;
+  if (end > 0 && raw[end - 1] === 0x0d) end--;
+  if (end === raw.length) return raw;
+  const value = raw.slice(0, end);
+  raw.fill(0);
+  return value;
+}
+
+async function secretGet(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number> {
+  const name = oneName(args, 'get');
+  if (cli.stdout.isTTY && !flags.reveal) {
+    throw new DsoError('REFUSED', `not printing ${name} to a terminal`, {
+      hint: `pipe or redirect the output, or add --reveal to show it on screen`,
+    });
+  }
+  const vault = await openVault(cli, flags['passphrase-file'] as string | undefined);
+  try {
+    if (!vault.has(name)) throw notFound(cli, name);
+    const value = vault.get(name);
+    try {
+      cli.stdout.write(value.expose());
+    } finally {
+      value.wipe();
+    }
+    return 0;
+  } finally {
+    vault.close();
+  }
+}
+
+async function secretList(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number> {
+  if (args.length > 0) throw new DsoError('USAGE', 'secret list takes no arguments');
+  const vault = await openVault(cli, flags['passphrase-file'] as string | undefined);
+  try {
+    const entries = vault.list();
+    if (flags.json) {
+      const out = entries.map((e) => ({
+        name: e.name,
+        size: e.size,
+        createdAt: e.createdAt.toISOString(),
+        updatedAt: e.updatedAt.toISOString(),
+      }));
+      cli.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    } else if (entries.length === 0) {
+      cli.stderr.write(`The vault is empty. Add a secret with \`${cli.prog} secret set NAME\`.\n`);
+    } else {
+      const rows = entries.map((e) => [e.name, `${e.size} B`, e.updatedAt.toISOString().replace(/\.\d+Z$/, 'Z')]);
+      cli.stdout.write(table(rows, ['NAME', 'SIZE', 'UPDATED']));
+    }
+    return 0;
+  } finally {
+    vault.close();
+  }
+}
+
+async function secretRm(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number> {
+  const name = oneName(args, 'rm');
+  const vault = await openVault(cli, flags['passphrase-file'] as string | undefined);
+  try {
+    if (!(await vault.remove(name))) throw notFound(cli, name);
+    cli.stderr.write(`Removed ${name}\n`);
+    return 0;
+  } finally {
+    vault.close();
+  }
+}
+
+function notFound(cli: Cli, name: string): DsoError {
+  return new DsoError('SECRET_NOT_FOUND', `no secret named ${name} in the local vault`, {
+    hint: `see the names with \`${cli.prog} secret list\``,
+  });
+}

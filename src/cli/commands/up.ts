@@ -1,0 +1,24 @@
+// `dso up [COMPOSE ARGS]`: `compose up` with the project's secrets resolved and delivered.
+import { splitAnywhere } from '../../compose/args.ts';
+import { runCompose } from '../../compose/session.ts';
+import type { Cli } from '../context.ts';
+import { commandHelp, wantsHelp } from '../help.ts';
+import { takePassphraseFlag } from './passthrough.ts';
+import { COMPOSE_DETAILS } from './compose-help.ts';
+
+export async function run(cli: Cli, argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    cli.stdout.write(
+      commandHelp({
+        usage: `${cli.prog} up [COMPOSE FLAGS] [UP FLAGS] [SERVICE...]`,
+        summary: 'Resolve the secrets of a Compose project from the local vault and run `compose up`.',
+        details: `Example: ${cli.prog} up -d\n\n${COMPOSE_DETAILS}`,
+        flags: [{ name: 'passphrase-file', type: 'string', valueName: 'FILE', description: 'Read the vault passphrase from FILE' }],
+      }),
+    );
+    return 0;
+  }
+  const { passphraseFile, rest } = takePassphraseFlag(argv);
+  const { globals, rest: upArgs } = splitAnywhere(rest);
+  return runCompose(cli, { globals, command: ['up', ...upArgs], passphraseFile });
+}

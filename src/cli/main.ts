@@ -1,0 +1,66 @@
+// The entry point of the one `dso` binary (also installed as the `docker-dso` CLI plugin):
+// builds the CLI context, dispatches to a lazily loaded command, and maps errors to exit codes.
+import { DsoError } from '../errors.ts';
+import { findCommand } from './commands.ts';
+import type { Cli } from './context.ts';
+import { topLevelHelp } from './help.ts';
+import { formatError } from './output.ts';
+import { PLUGIN_METADATA_COMMAND, invokedAsPlugin, pluginMetadata } from './plugin.ts';
+
+export async function main(argv: string[], cli: Omit<Cli, 'prog'>, argv0: string): Promise<number> {
+  if (argv[0] === PLUGIN_METADATA_COMMAND) {
+    cli.stdout.write(pluginMetadata());
+    return 0;
+  }
+  const asPlugin = invokedAsPlugin(argv0, argv, cli.env);
+  const args = asPlugin ? argv.slice(1) : argv;
+  const ctx: Cli = { ...cli, prog: asPlugin ? 'docker dso' : 'dso' };
+  try {
+    const [name, ...rest] = args;
+    if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+      const target = name === 'help' ? rest[0] : undefined;
+      if (target === undefined) {
+        ctx.stdout.write(topLevelHelp(ctx.prog));
+        return 0;
+      }
+      return await dispatch(ctx, target, ['--help']);
+    }
+    if (name === '--version' || name === '-v') return await dispatch(ctx, 'version', []);
+    return await dispatch(ctx, name, rest);
+  } catch (e) {
+    const { text, exitCode } = formatError(ctx, e);
+    ctx.stderr.write(text);
+    return exitCode;
+  }
+}
+
+async function dispatch(cli: Cli, name: string, argv: string[]): Promise<number> {
+  const entry = findCommand(name);
+  if (!entry) {
+    throw new DsoError('USAGE', `unknown command "${name}"`, {
+      hint: `run \`${cli.prog} --help\` to see the commands`,
+    });
+  }
+  const command = await entry.load();
+  return command.run(cli, argv);
+}
+
+if (import.meta.main) {
+  const out = (stream: NodeJS.WriteStream) => ({
+    write: (chunk: string | Uint8Array) => void stream.write(chunk),
+    isTTY: Boolean(stream.isTTY),
+  });
+  const code = await main(
+    process.argv.slice(2),
+    {
+      env: process.env,
+      cwd: process.cwd(),
+      stdout: out(process.stdout),
+      stderr: out(process.stderr),
+      stdinIsTTY: Boolean(process.stdin.isTTY),
+      readStdin: async () => new Uint8Array(await Bun.stdin.arrayBuffer()),
+    },
+    process.argv0,
+  );
+  process.exitCode = code;
+}
