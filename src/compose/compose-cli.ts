@@ -1,0 +1,139 @@
+// Running Docker Compose: finding it (the v2 `docker compose` plugin first, else v1
+// `docker-compose`), loading the user's model through `compose config`, and running a command
+// on a model DSO hands over on stdin, with Compose's output and exit code passed through.
+import { basename, dirname } from 'node:path';
+import { parse } from 'yaml';
+import { DsoError } from '../errors.ts';
+import { loadingGlobals, type ComposeGlobals } from './args.ts';
+import { collectXDso, discoverComposeFiles } from './files.ts';
+import { openModelChannel } from './model-fd.ts';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ComposeTool {
+  /** argv prefix: ['docker', 'compose'] or ['docker-compose']. */
+  argv: string[];
+  major: 1 | 2;
+  version: string;
+}
+
+export interface LoadedProject {
+  name: string;
+  directory: string;
+  files: string[];
+  model: Record<string, unknown>;
+  xdso: Map<string, string>;
+}
+
+/** The environment Compose runs with: the user's, minus DSO's own secrets. */
+export function composeEnv(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && k !== 'DSO_PASSPHRASE') out[k] = v;
+  return out;
+}
+
+function dockerCli(env: Env): string {
+  return env.DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND || 'docker';
+}
+
+function probe(argv: string[], env: Env): string | undefined {
+  try {
+    const r = Bun.spawnSync([...argv, 'version'], { env: composeEnv(env), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+    return r.exitCode === 0 ? r.stdout.toString() : undefined;
+  } catch {
+    return undefined; // not installed
+  }
+}
+
+function toolFrom(argv: string[], out: string): ComposeTool {
+  const m = /version\s+v?(\d+)\.(\d+)\.(\d+)\S*/i.exec(out);
+  const version = m ? m[0].split(/\s+/).pop()!.replace(/^v/, '').replace(/,$/, '') : 'unknown';
+  return { argv, major: m && m[1] === '1' ? 1 : 2, version };
+}
+
+/** `DSO_COMPOSE` may name the command explicitly (e.g. "docker-compose"). */
+export function findCompose(env: Env): ComposeTool {
+  const forced = env.DSO_COMPOSE?.trim();
+  const candidates = forced ? [forced.split(/\s+/)] : [[dockerCli(env), 'compose'], ['docker-compose']];
+  for (const argv of candidates) {
+    const out = probe(argv, env);
+    if (out !== undefined) return toolFrom(argv, out);
+  }
+  throw new DsoError('COMPOSE_NOT_FOUND', forced ? `DSO_COMPOSE="${forced}" does not run` : 'Docker Compose is not installed: neither `docker compose` nor `docker-compose` runs', {
+    hint: 'install the Compose plugin (Debian/Ubuntu: apt install docker-compose-plugin or docker-compose) and check `docker compose version`',
+  });
+}
+
+/** Loads the model as Compose resolves it (files merged, variables interpolated, paths absolute). */
+export function loadProject(tool: ComposeTool, g: ComposeGlobals, cwd: string, env: Env): LoadedProject {
+  const files = discoverComposeFiles(g, cwd, env);
+  const xdso = collectXDso(files);
+  const globals = loadingGlobals({ ...g, files });
+  let stdin: Uint8Array | undefined;
+  if (tool.major === 2 && xdso.size > 0) {
+    // Compose v2 refuses a secret with no source; give each x-dso secret a harmless placeholder
+    // source in an override read from stdin. DSO removes these secrets before anything runs.
+    const override = { secrets: Object.fromEntries([...xdso.keys()].map((k) => [k, { environment: 'DSO_X_DSO_PLACEHOLDER' }])) };
+    globals.push('-f', '-');
+    stdin = new TextEncoder().encode(JSON.stringify(override));
+  }
+  const args = [...tool.argv, ...globals, 'config', ...(tool.major === 2 ? ['--format', 'json'] : [])];
+  const r = Bun.spawnSync(args, { cwd, env: composeEnv(env), stdin: stdin ?? 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0) {
+    const msg = r.stderr.toString().trim() || `exit code ${r.exitCode}`;
+    throw new DsoError('COMPOSE_FILE', `Compose could not load the project: ${msg}`, {
+      hint: `fix the compose file(s) (${files.map((f) => basename(f)).join(', ')}); \`docker compose config\` shows the same error`,
+    });
+  }
+  const model = (tool.major === 2 ? JSON.parse(r.stdout.toString()) : parse(r.stdout.toString())) as Record<string, unknown>;
+  const directory = g.projectDirectory ? resolveFrom(cwd, g.projectDirectory) : dirname(files[0]!);
+  const name = typeof model.name === 'string' && model.name ? model.name : projectNameV1(g, env, directory);
+  if (tool.major === 1 && model.secrets && typeof model.secrets === 'object') {
+    // v1 keeps x-dso in its output; the raw-file reading above already has it.
+    for (const def of Object.values(model.secrets as Record<string, Record<string, unknown>>)) delete def?.['x-dso'];
+  }
+  return { name, directory, files, model, xdso };
+}
+
+function resolveFrom(cwd: string, p: string): string {
+  return p.startsWith('/') ? p : `${cwd}/${p}`;
+}
+
+function projectNameV1(g: ComposeGlobals, env: Env, directory: string): string {
+  const raw = g.projectName || env.COMPOSE_PROJECT_NAME || basename(directory);
+  return raw.toLowerCase().replace(/[^-_a-z0-9]/g, '');
+}
+
+/**
+ * Runs `compose <globals> -f <model> <command...>`. Compose's stdout and stderr go straight to the
+ * user; the model bytes are wiped by the caller once this returns.
+ */
+export async function runWithModel(tool: ComposeTool, globals: string[], command: string[], model: Uint8Array, cwd: string, env: Env): Promise<number> {
+  const channel = openModelChannel(model);
+  try {
+    const proc = Bun.spawn([...tool.argv, ...globals, '-f', channel.path, ...command], {
+      cwd,
+      env: composeEnv(env),
+      stdio: channel.stdio as never,
+    });
+    // Ctrl-C reaches Compose directly (same process group): only keep DSO alive meanwhile, since
+    // a second SIGINT would make Compose kill containers instead of stopping them.
+    const onInt = () => {};
+    const onTerm = () => proc.kill('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    try {
+      if (channel.viaStdin) {
+        const stdin = proc.stdin as unknown as import("bun").FileSink;
+        stdin.write(channel.viaStdin);
+        await stdin.end();
+      }
+      return await proc.exited;
+    } finally {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    }
+  } finally {
+    channel.close();
+  }
+}

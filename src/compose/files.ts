@@ -1,0 +1,94 @@
+// Which compose files a command uses (Compose's own discovery rules), and the `x-dso` secrets
+// they declare, read from the raw files because Compose v2 drops unknown secret sources.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { DsoError } from '../errors.ts';
+import type { ComposeGlobals } from './args.ts';
+
+const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
+const OVERRIDE_FILES = [
+  'compose.override.yaml',
+  'compose.override.yml',
+  'docker-compose.override.yaml',
+  'docker-compose.override.yml',
+];
+
+export function discoverComposeFiles(g: ComposeGlobals, cwd: string, env: Readonly<Record<string, string | undefined>>): string[] {
+  if (g.files.length > 0) {
+    if (g.files.includes('-')) {
+      throw new DsoError('USAGE', 'reading the compose file from stdin (-f -) is not supported by dso', {
+        hint: 'pass the compose file by path with -f FILE',
+      });
+    }
+    return g.files.map((f) => resolve(cwd, f));
+  }
+  const start = g.projectDirectory ? resolve(cwd, g.projectDirectory) : cwd;
+  const fromEnv = env.COMPOSE_FILE ?? dotEnvValue(start, 'COMPOSE_FILE');
+  if (fromEnv) {
+    const sep = env.COMPOSE_PATH_SEPARATOR || (process.platform === 'win32' ? ';' : ':');
+    return fromEnv
+      .split(sep)
+      .filter(Boolean)
+      .map((f) => resolve(start, f));
+  }
+  for (let dir = start; ; dir = dirname(dir)) {
+    const main = DEFAULT_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
+    if (main) {
+      const override = OVERRIDE_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
+      return override ? [main, override] : [main];
+    }
+    if (dirname(dir) === dir) break;
+  }
+  throw new DsoError('COMPOSE_FILE', `no compose file found in ${start} or its parent directories`, {
+    hint: `create compose.yaml there, or name one with -f FILE (looked for ${DEFAULT_FILES.join(', ')})`,
+  });
+}
+
+/** One variable from a `.env` file, for the few Compose settings that may live there. */
+function dotEnvValue(dir: string, key: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, '.env'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m && m[1] === key) return m[2]!.replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return undefined;
+}
+
+/** Top-level `secrets: {KEY: {x-dso: NAME}}` across the files; later files win, as in Compose. */
+export function collectXDso(files: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const file of files) {
+    let doc: unknown;
+    try {
+      doc = parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new DsoError('COMPOSE_FILE', code ? `cannot read ${file}: ${code}` : `${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`, {
+        hint: code ? 'check the path given with -f' : 'fix the YAML syntax at the position shown',
+      });
+    }
+    const secrets = (doc as { secrets?: unknown } | null)?.secrets;
+    if (!secrets || typeof secrets !== 'object') continue;
+    for (const [key, def] of Object.entries(secrets as Record<string, unknown>)) {
+      if (!def || typeof def !== 'object') continue;
+      const name = (def as Record<string, unknown>)['x-dso'];
+      if (name === undefined) {
+        out.delete(key);
+        continue;
+      }
+      if (typeof name !== 'string') {
+        throw new DsoError('INVALID_REFERENCE', `secrets.${key}.x-dso in ${file} must be a secret name string`, {
+          hint: 'write it as `x-dso: app/db_password`',
+        });
+      }
+      out.set(key, name);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,232 @@
+// Observe -> plan: from the resolved Compose model, the plain-data plan of which secret goes to
+// which service, how (environment or file), where, owned by whom. Pure: no I/O, no values.
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { DsoError } from '../errors.ts';
+import { validateSecretName } from '../vault/names.ts';
+import { isReference, parseReference, type SecretReference } from './references.ts';
+
+export const DEFAULT_SECRETS_DIR = '/run/secrets';
+export const DEFAULT_FILE_MODE = 0o400;
+
+export interface EnvSecret {
+  variable: string;
+  name: string;
+  raw: string;
+}
+
+export interface FileSecret {
+  name: string;
+  /** Absolute path inside the container. */
+  path: string;
+  uid: number;
+  gid: number;
+  mode: number;
+  /** The environment variable that receives the path (dsofile://), if any. */
+  variable?: string;
+  /** The Compose secret key, for x-dso secrets. */
+  secretKey?: string;
+}
+
+export interface SecretMount {
+  /** Directory inside the container, backed by one tmpfs volume. */
+  dir: string;
+  volume: string;
+  /** The key under the model's top-level `volumes:`. */
+  volumeKey: string;
+}
+
+export interface ServicePlan {
+  service: string;
+  env: EnvSecret[];
+  files: FileSecret[];
+  mounts: SecretMount[];
+}
+
+export interface SecretPlan {
+  project: string;
+  services: ServicePlan[];
+  /** Top-level secret keys that are x-dso secrets (removed from the model). */
+  xdsoKeys: string[];
+}
+
+type Json = Record<string, unknown>;
+
+/** Directories that must never be replaced by a secrets mount. */
+const FORBIDDEN_DIRS = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var']);
+
+export function planSecrets(
+  model: Json,
+  xdso: ReadonlyMap<string, string>,
+  project: string,
+  opts: { imageUser?: (service: string) => string | undefined } = {},
+): SecretPlan {
+  const services = (model.services ?? {}) as Record<string, Json>;
+  const xdsoKeys = [...xdso.keys()].sort();
+  for (const key of xdsoKeys) {
+    const name = xdso.get(key)!;
+    try {
+      validateSecretName(name);
+    } catch (e) {
+      if (e instanceof DsoError) {
+        throw new DsoError('INVALID_REFERENCE', `secrets.${key}: x-dso "${name}" is not a valid secret name: ${e.message}`, { hint: e.hint });
+      }
+      throw e;
+    }
+  }
+  const plans: ServicePlan[] = [];
+  for (const service of Object.keys(services).sort()) {
+    const def = services[service]!;
+    const owner = defaultOwner(def.user ?? opts.imageUser?.(service));
+    const env: EnvSecret[] = [];
+    const files: FileSecret[] = [];
+    for (const [variable, value] of environmentEntries(def.environment)) {
+      if (!isReference(value)) continue;
+      const ref: SecretReference = parseReference(value, `service "${service}", variable ${variable}`);
+      if (ref.delivery === 'env') {
+        env.push({ variable, name: ref.name, raw: ref.raw });
+      } else {
+        files.push({
+          name: ref.name,
+          path: posix.join(DEFAULT_SECRETS_DIR, ref.name),
+          uid: ref.file.uid ?? owner.uid,
+          gid: ref.file.gid ?? ref.file.uid ?? owner.gid,
+          mode: ref.file.mode ?? DEFAULT_FILE_MODE,
+          variable,
+        });
+      }
+    }
+    for (const use of serviceSecrets(def.secrets)) {
+      const name = xdso.get(use.source);
+      if (name === undefined) continue;
+      const target = use.target ?? use.source;
+      const path = target.startsWith('/') ? posix.normalize(target) : posix.join(DEFAULT_SECRETS_DIR, target);
+      if (!target.startsWith('/') && (target.split('/').includes('..') || path === DEFAULT_SECRETS_DIR)) {
+        throw new DsoError('INVALID_REFERENCE', `service "${service}": secret ${use.source} has an invalid target "${target}"`, {
+          hint: 'use a file name like db_password or an absolute path like /run/secrets/db_password',
+        });
+      }
+      files.push({
+        name,
+        path,
+        uid: parseId(use.uid, service, use.source, 'uid') ?? owner.uid,
+        gid: parseId(use.gid, service, use.source, 'gid') ?? parseId(use.uid, service, use.source, 'uid') ?? owner.gid,
+        mode: parseMode(use.mode, service, use.source) ?? DEFAULT_FILE_MODE,
+        secretKey: use.source,
+      });
+    }
+    if (env.length === 0 && files.length === 0) continue;
+    checkPaths(service, files);
+    plans.push({ service, env, files, mounts: mountsFor(project, service, files) });
+  }
+  return { project, services: plans, xdsoKeys };
+}
+
+/** `environment` as Compose allows it: a map, or a list of `KEY=VALUE`. */
+export function environmentEntries(environment: unknown): Array<[string, unknown]> {
+  if (Array.isArray(environment)) {
+    return environment.map((item) => {
+      const s = String(item);
+      const eq = s.indexOf('=');
+      return eq === -1 ? [s, null] : [s.slice(0, eq), s.slice(eq + 1)];
+    });
+  }
+  if (environment && typeof environment === 'object') return Object.entries(environment as Json);
+  return [];
+}
+
+interface SecretUse {
+  source: string;
+  target?: string;
+  uid?: unknown;
+  gid?: unknown;
+  mode?: unknown;
+}
+
+function serviceSecrets(secrets: unknown): SecretUse[] {
+  if (!Array.isArray(secrets)) return [];
+  return secrets.map((s) => (typeof s === 'string' ? { source: s } : (s as SecretUse)));
+}
+
+function parseId(v: unknown, service: string, key: string, what: string): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const s = String(v);
+  if (!/^\d{1,10}$/.test(s)) {
+    throw new DsoError('INVALID_REFERENCE', `service "${service}": secret ${key} has ${what} "${s}"; it must be a number`, {
+      hint: `write ${what}: "1000"`,
+    });
+  }
+  return Number(s);
+}
+
+function parseMode(v: unknown, service: string, key: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'number' ? v : /^0?[0-7]{3}$/.test(String(v)) ? parseInt(String(v), 8) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 0o777) {
+    throw new DsoError('INVALID_REFERENCE', `service "${service}": secret ${key} has an invalid mode`, {
+      hint: 'write mode: 0400 (octal)',
+    });
+  }
+  return n;
+}
+
+/** The owner of secret files when the reference does not say: the service's numeric user, else root. */
+function defaultOwner(user: unknown): { uid: number; gid: number } {
+  const m = typeof user === 'string' || typeof user === 'number' ? /^(\d+)(?::(\d+))?$/.exec(String(user)) : null;
+  if (!m) return { uid: 0, gid: 0 };
+  const uid = Number(m[1]);
+  return { uid, gid: m[2] === undefined ? uid : Number(m[2]) };
+}
+
+function checkPaths(service: string, files: FileSecret[]): void {
+  const byPath = new Map<string, FileSecret>();
+  for (const f of files) {
+    const prev = byPath.get(f.path);
+    if (prev && (prev.name !== f.name || prev.uid !== f.uid || prev.gid !== f.gid || prev.mode !== f.mode)) {
+      throw new DsoError('INVALID_REFERENCE', `service "${service}": two secrets want the same file ${f.path} (${prev.name} and ${f.name})`, {
+        hint: 'give one of them another target',
+      });
+    }
+    byPath.set(f.path, f);
+  }
+  for (const a of byPath.keys()) {
+    for (const b of byPath.keys()) {
+      if (a !== b && b.startsWith(`${a}/`)) {
+        throw new DsoError('INVALID_REFERENCE', `service "${service}": secret file ${a} would also have to be the directory of ${b}`, {
+          hint: 'rename one of the secrets or give it another target',
+        });
+      }
+    }
+  }
+}
+
+function mountsFor(project: string, service: string, files: FileSecret[]): SecretMount[] {
+  const dirs = new Set<string>();
+  for (const f of files) {
+    if (f.path.startsWith(`${DEFAULT_SECRETS_DIR}/`)) {
+      dirs.add(DEFAULT_SECRETS_DIR);
+      continue;
+    }
+    const dir = posix.dirname(f.path);
+    if (FORBIDDEN_DIRS.has(dir)) {
+      throw new DsoError('INVALID_REFERENCE', `service "${service}": secret target ${f.path} would replace the system directory ${dir}`, {
+        hint: `DSO mounts a RAM-backed directory over a target's directory; put the target under ${DEFAULT_SECRETS_DIR}/ or in a directory of its own`,
+      });
+    }
+    dirs.add(dir);
+  }
+  for (const d of dirs) {
+    for (const e of dirs) {
+      if (d !== e && e.startsWith(`${d}/`)) {
+        throw new DsoError('INVALID_REFERENCE', `service "${service}": secret directories ${d} and ${e} are nested`, {
+          hint: 'put the secret targets in one directory or in unrelated ones',
+        });
+      }
+    }
+  }
+  return [...dirs].sort().map((dir) => {
+    const suffix = dir === DEFAULT_SECRETS_DIR ? '' : `_${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`;
+    const volume = `dso_${project}_${service}${suffix}`;
+    return { dir, volume, volumeKey: volume };
+  });
+}

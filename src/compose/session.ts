@@ -1,0 +1,151 @@
+// One Compose invocation through DSO: load the model, plan the secrets, check the engine, open
+// the vault, deliver files into RAM, render the model and run Compose. Every check that can fail
+// runs before anything is created, and what DSO created is undone if a later step fails.
+import type { Cli } from '../cli/context.ts';
+import { info, warn } from '../cli/output.ts';
+import { openVault } from '../cli/vault-session.ts';
+import { DsoError } from '../errors.ts';
+import { SecretBytes, wipeAll } from '../secrets/secret-bytes.ts';
+import { forwardedGlobals, type ComposeGlobals } from './args.ts';
+import { findCompose, loadProject, runWithModel, type LoadedProject } from './compose-cli.ts';
+import { planSecrets, type SecretPlan } from './plan.ts';
+import { renderModel } from './rewrite.ts';
+
+/** Compose commands that create containers, and so need secret values. */
+const CREATING = new Set(['up', 'create', 'run']);
+
+export interface SessionOptions {
+  globals: ComposeGlobals;
+  /** The Compose command and its arguments, e.g. ['up', '-d']. */
+  command: string[];
+  passphraseFile?: string;
+}
+
+export async function runCompose(cli: Cli, opts: SessionOptions): Promise<number> {
+  const tool = findCompose(cli.env);
+  const project = loadProject(tool, opts.globals, cli.cwd, cli.env);
+  const globals = forwardedGlobals(opts.globals, project.name, project.directory);
+  const verb = opts.command[0] ?? '';
+
+  if (!CREATING.has(verb)) {
+    const plan = planSecrets(project.model, project.xdso, project.name);
+    const model = renderModel(project.model, plan);
+    const code = await runWithModel(tool, globals, opts.command, model, cli.cwd, cli.env);
+    if (verb === 'down' && code === 0) await removeSecretStorage(cli, project.name);
+    return code;
+  }
+  return createWithSecrets(cli, opts, tool, project, globals);
+}
+
+async function createWithSecrets(
+  cli: Cli,
+  opts: SessionOptions,
+  tool: ReturnType<typeof findCompose>,
+  project: LoadedProject,
+  globals: string[],
+): Promise<number> {
+  let plan = planSecrets(project.model, project.xdso, project.name);
+  const names = [...new Set(plan.services.flatMap((s) => [...s.env.map((e) => e.name), ...s.files.map((f) => f.name)]))].sort();
+  const hasFiles = plan.services.some((s) => s.files.length > 0);
+
+  // The engine is checked before the passphrase is asked, so nobody types it for nothing.
+  const engine = names.length > 0 ? await (await import('../docker/engine.ts')).connectEngine(cli.env) : undefined;
+  if (engine) {
+    await engine.ping();
+    if (hasFiles) plan = await withImageOwners(plan, project, engine);
+  }
+
+  const values = new Map<string, SecretBytes>();
+  let delivery: Awaited<ReturnType<typeof import('../docker/secret-volumes.ts').deliverFiles>>;
+  let model: Uint8Array | undefined;
+  try {
+    if (names.length > 0) {
+      const vault = await openVault(cli, opts.passphraseFile);
+      try {
+        const missing = missingSecrets(plan, (n) => vault.has(n));
+        if (missing.length > 0) {
+          throw new DsoError('SECRET_NOT_FOUND', `${missing.length === 1 ? 'a secret is' : `${missing.length} secrets are`} not in the local vault; nothing was started:\n${missing.map((m) => `    ${m}`).join('\n')}`, {
+            hint: `store ${missing.length === 1 ? 'it' : 'them'} with \`${cli.prog} secret set NAME\`, or fix the name in the compose file`,
+          });
+        }
+        for (const n of names) values.set(n, vault.get(n));
+      } finally {
+        vault.close();
+      }
+      info(cli, `Resolved ${names.length} secret${names.length === 1 ? '' : 's'} from the local vault for project ${project.name}`);
+    }
+    warnEnvironmentSecrets(cli, plan);
+    const value = (n: string) => values.get(n)!.expose();
+    // Render before delivering files: a value that cannot be an environment variable fails here,
+    // while nothing has been created yet.
+    const holderHint = hasFiles ? (await import('../docker/secret-volumes.ts')).holderName(project.name, plan.services.flatMap((s) => s.mounts.map((m) => m.volume))) : undefined;
+    model = renderModel(project.model, plan, { values: value, holder: holderHint });
+    if (engine && hasFiles) {
+      const { deliverFiles } = await import('../docker/secret-volumes.ts');
+      delivery = await deliverFiles(engine, plan, value, (m) => info(cli, m));
+    }
+  } catch (e) {
+    wipeAll(model, ...values.values());
+    throw e;
+  }
+  wipeAll(...values.values());
+
+  let code: number;
+  try {
+    code = await runWithModel(tool, globals, opts.command, model, cli.cwd, cli.env);
+  } finally {
+    model.fill(0);
+  }
+  if (code === 0 && engine && delivery) {
+    const { removeProjectSecrets } = await import('../docker/secret-volumes.ts');
+    const keep = plan.services.flatMap((s) => s.mounts.map((m) => m.volume));
+    await removeProjectSecrets(engine, project.name, { keepHolder: delivery.holder, keepVolumes: keep }).catch(() => []);
+  }
+  return code;
+}
+
+/** Services without a `user:` get their secret files owned by the image's numeric USER, if it has one. */
+async function withImageOwners(plan: SecretPlan, project: LoadedProject, engine: import('../docker/engine.ts').Engine): Promise<SecretPlan> {
+  const services = (project.model.services ?? {}) as Record<string, Record<string, unknown>>;
+  const users = new Map<string, string | undefined>();
+  for (const sp of plan.services) {
+    const def = services[sp.service];
+    if (sp.files.length === 0 || !def || def.user !== undefined || typeof def.image !== 'string') continue;
+    users.set(sp.service, await engine.imageUser(def.image).catch(() => undefined));
+  }
+  if (users.size === 0) return plan;
+  return planSecrets(project.model, project.xdso, project.name, { imageUser: (s) => users.get(s) });
+}
+
+function missingSecrets(plan: SecretPlan, has: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const s of plan.services) {
+    for (const e of s.env) if (!has(e.name)) out.push(`${e.name} (service "${s.service}", variable ${e.variable})`);
+    for (const f of s.files) {
+      if (has(f.name)) continue;
+      out.push(`${f.name} (service "${s.service}", ${f.variable ? `variable ${f.variable}` : `secret ${f.secretKey}`})`);
+    }
+  }
+  return out;
+}
+
+function warnEnvironmentSecrets(cli: Cli, plan: SecretPlan): void {
+  const uses = plan.services.flatMap((s) => s.env.map((e) => `${s.service}.${e.variable} (${e.name})`));
+  if (uses.length === 0) return;
+  warn(
+    cli,
+    `dso:// puts secret values into container environments: ${uses.join(', ')}.\n` +
+      '  The engine stores them in the container config on disk and `docker inspect` shows them.\n' +
+      '  Use dsofile:// to keep a secret in RAM only (the variable then holds a file path).',
+  );
+}
+
+async function removeSecretStorage(cli: Cli, project: string): Promise<void> {
+  const { connectEngine } = await import('../docker/engine.ts');
+  const { removeProjectSecrets } = await import('../docker/secret-volumes.ts');
+  const engine = await connectEngine(cli.env);
+  const left = await removeProjectSecrets(engine, project);
+  if (left.length > 0) {
+    warn(cli, `secret volumes still in use by containers outside the project were kept: ${left.join(', ')}`);
+  }
+}

@@ -1,0 +1,269 @@
+// The narrow slice of the Docker Engine API that DSO uses, behind an interface we own, with a
+// dockerode adapter loaded only when a command needs the engine.
+import { Readable } from 'node:stream';
+import { DsoError } from '../errors.ts';
+import { modemOptions, resolveEndpoint, type Env } from './endpoint.ts';
+
+export interface EngineVersion {
+  version: string;
+  apiVersion: string;
+  os: string;
+  arch: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  driver: string;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  running: boolean;
+  image: string;
+  labels: Record<string, string>;
+  volumes: string[];
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  cmd?: string[];
+  labels: Record<string, string>;
+  /** Named volumes: volume name -> mount point. */
+  volumes: Record<string, string>;
+}
+
+export interface Engine {
+  readonly host: string;
+  ping(): Promise<void>;
+  version(): Promise<EngineVersion>;
+  imageExists(ref: string): Promise<boolean>;
+  imageUser(ref: string): Promise<string | undefined>;
+  importImage(tar: Uint8Array, repo: string, tag: string, changes: string[]): Promise<void>;
+  inspectVolume(name: string): Promise<VolumeInfo | undefined>;
+  createVolume(name: string, driverOpts: Record<string, string>, labels: Record<string, string>): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  listVolumes(labelFilters: string[]): Promise<VolumeInfo[]>;
+  inspectContainer(nameOrId: string): Promise<ContainerInfo | undefined>;
+  listContainers(labelFilters: string[]): Promise<ContainerInfo[]>;
+  createHolderContainer(spec: ContainerSpec): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  removeContainer(id: string): Promise<void>;
+  exec(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }>;
+  putArchive(id: string, path: string, tar: Uint8Array): Promise<void>;
+}
+
+export async function connectEngine(env: Env): Promise<Engine> {
+  const endpoint = resolveEndpoint(env);
+  const { default: Docker } = await import('dockerode');
+  let docker: import('dockerode');
+  try {
+    docker = new Docker(modemOptions(endpoint) as import('dockerode').DockerOptions);
+  } catch (e) {
+    throw unreachable(endpoint.host, endpoint.source, e);
+  }
+  return new DockerodeEngine(docker, endpoint.host, endpoint.source);
+}
+
+function unreachable(host: string, source: string, cause: unknown): DsoError {
+  const code = (cause as NodeJS.ErrnoException)?.code ?? '';
+  const why =
+    code === 'EACCES'
+      ? 'permission denied on the Docker socket'
+      : code === 'ENOENT' || code === 'ECONNREFUSED'
+        ? 'nothing is listening there'
+        : code || (cause as Error)?.message || 'unknown error';
+  return new DsoError('DOCKER_UNREACHABLE', `cannot reach the Docker engine at ${host} (from ${source}): ${why}`, {
+    hint:
+      code === 'EACCES'
+        ? 'add your user to the docker group (sudo usermod -aG docker $USER) and log in again'
+        : 'start Docker (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at a running engine; `docker version` must work',
+    cause,
+  });
+}
+
+class DockerodeEngine implements Engine {
+  constructor(
+    private readonly docker: import('dockerode'),
+    readonly host: string,
+    private readonly source: string,
+  ) {}
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw this.translate(what, e);
+    }
+  }
+
+  private translate(what: string, e: unknown): DsoError {
+    if (e instanceof DsoError) return e;
+    const status = (e as { statusCode?: number }).statusCode;
+    if (status === undefined) return unreachable(this.host, this.source, e);
+    const json = (e as { json?: { message?: string } }).json;
+    const message = json?.message ?? (e as Error).message ?? `HTTP ${status}`;
+    return new DsoError('DOCKER_API', `Docker engine refused to ${what}: ${message}`, {
+      hint: 'see the engine message above; `docker info` shows the engine state',
+      cause: e,
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.call('answer a ping', () => this.docker.ping());
+  }
+
+  async version(): Promise<EngineVersion> {
+    const v = await this.call('report its version', () => this.docker.version());
+    return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    return (await this.inspectImage(ref)) !== undefined;
+  }
+
+  async imageUser(ref: string): Promise<string | undefined> {
+    const img = await this.inspectImage(ref);
+    return img?.Config?.User || undefined;
+  }
+
+  private async inspectImage(ref: string): Promise<import('dockerode').ImageInspectInfo | undefined> {
+    try {
+      return await this.docker.getImage(ref).inspect();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.translate(`inspect image ${ref}`, e);
+    }
+  }
+
+  async importImage(tar: Uint8Array, repo: string, tag: string, changes: string[]): Promise<void> {
+    await this.call(`import image ${repo}:${tag}`, async () => {
+      const stream = await this.docker.importImage(Readable.from([Buffer.from(tar)]) as never, { repo, tag, changes } as never);
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(stream as unknown as NodeJS.ReadableStream, (err: Error | null, out: Array<{ error?: string }>) => {
+          const failed = out?.find((o) => o.error);
+          if (err || failed) reject(err ?? new Error(failed!.error));
+          else resolve();
+        });
+      });
+    });
+  }
+
+  async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
+    try {
+      const v = await this.docker.getVolume(name).inspect();
+      return { name: v.Name, driver: v.Driver, options: v.Options ?? {}, labels: v.Labels ?? {} };
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.translate(`inspect volume ${name}`, e);
+    }
+  }
+
+  async createVolume(name: string, driverOpts: Record<string, string>, labels: Record<string, string>): Promise<void> {
+    await this.call(`create volume ${name}`, () =>
+      this.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: driverOpts, Labels: labels }),
+    );
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call(`remove volume ${name}`, () => this.docker.getVolume(name).remove());
+  }
+
+  async listVolumes(labelFilters: string[]): Promise<VolumeInfo[]> {
+    const res = await this.call('list volumes', () => this.docker.listVolumes({ filters: { label: labelFilters } }));
+    return (res.Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver, options: (v.Options ?? {}) as Record<string, string>, labels: v.Labels ?? {} }));
+  }
+
+  async inspectContainer(nameOrId: string): Promise<ContainerInfo | undefined> {
+    try {
+      const c = await this.docker.getContainer(nameOrId).inspect();
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ''),
+        running: c.State.Running,
+        image: c.Config.Image,
+        labels: c.Config.Labels ?? {},
+        volumes: (c.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!),
+      };
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.translate(`inspect container ${nameOrId}`, e);
+    }
+  }
+
+  async listContainers(labelFilters: string[]): Promise<ContainerInfo[]> {
+    const list = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: labelFilters } }));
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      running: c.State === 'running',
+      image: c.Image,
+      labels: c.Labels ?? {},
+      volumes: (c.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!),
+    }));
+  }
+
+  async createHolderContainer(spec: ContainerSpec): Promise<string> {
+    const c = await this.call(`create container ${spec.name}`, () =>
+      this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        Cmd: spec.cmd,
+        Labels: spec.labels,
+        NetworkDisabled: true,
+        HostConfig: {
+          Mounts: Object.entries(spec.volumes).map(([Source, Target]) => ({ Type: 'volume', Source, Target })),
+          NetworkMode: 'none',
+          ReadonlyRootfs: true,
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          RestartPolicy: { Name: 'unless-stopped' },
+          PidsLimit: 8,
+          Memory: 16 * 1024 * 1024,
+          LogConfig: { Type: 'none', Config: {} },
+        },
+      }),
+    );
+    return c.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.call(`start container ${id.slice(0, 12)}`, () => this.docker.getContainer(id).start());
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true });
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return;
+      throw this.translate(`remove container ${id.slice(0, 12)}`, e);
+    }
+  }
+
+  async exec(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
+    return this.call(`run ${cmd[0]} in container ${id.slice(0, 12)}`, async () => {
+      const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      const sink = new (await import('node:stream')).PassThrough();
+      sink.on('data', (c: Buffer) => chunks.push(c));
+      this.docker.modem.demuxStream(stream, sink, sink);
+      await new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', reject);
+      });
+      const info = await exec.inspect();
+      return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+    });
+  }
+
+  async putArchive(id: string, path: string, tar: Uint8Array): Promise<void> {
+    await this.call(`copy files into container ${id.slice(0, 12)}`, () =>
+      this.docker.getContainer(id).putArchive(Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength), { path }),
+    );
+  }
+}
