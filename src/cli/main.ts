@@ -50,7 +50,7 @@ if (import.meta.main) {
     write: (chunk: string | Uint8Array) => void stream.write(chunk),
     isTTY: Boolean(stream.isTTY),
   });
-  const code = await main(
+  void main(
     process.argv.slice(2),
     {
       env: process.env,
@@ -61,6 +61,7 @@ if (import.meta.main) {
       readStdin: async () => new Uint8Array(await Bun.stdin.arrayBuffer()),
     },
     process.argv0,
-  );
-  process.exitCode = code;
+  ).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -64,14 +64,19 @@ function dotEnvValue(dir: string, key: string): string | undefined {
 export function collectXDso(files: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new DsoError('COMPOSE_FILE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+        hint: 'check the path given with -f (or COMPOSE_FILE)',
+      });
+    }
     let doc: unknown;
     try {
-      doc = parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new DsoError('COMPOSE_FILE', code ? `cannot read ${file}: ${code}` : `${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`, {
-        hint: code ? 'check the path given with -f' : 'fix the YAML syntax at the position shown',
-      });
+      doc = parse(text);
+    } catch {
+      continue; // Compose reports YAML errors itself, in the words users know, when it loads the file
     }
     const secrets = (doc as { secrets?: unknown } | null)?.secrets;
     if (!secrets || typeof secrets !== 'object') continue;

@@ -1,0 +1,111 @@
+// Bad input through `docker dso up`: each case gets a clear message naming what is wrong, a
+// non-zero exit, no secret value in the output, and nothing started or left behind.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { canary, dso, projectObjects, sandbox, writeFiles, type Sandbox } from './support.ts';
+
+const VALUE = canary('errors');
+let sb: Sandbox;
+let project: string;
+
+function compose(env: Record<string, string>, extra = ''): string {
+  const lines = Object.entries(env).map(([k, v]) => `      ${k}: "${v}"`).join('\n');
+  return `services:\n  app:\n    image: dso-test/busybox:latest\n    command: ["sleep", "60"]\n    environment:\n${lines}\n${extra}`;
+}
+
+async function expectNothingStarted(): Promise<void> {
+  expect(await projectObjects(project)).toEqual({ containers: [], volumes: [] });
+}
+
+async function upFails(files: Record<string, string>, opts: { env?: Record<string, string> } = {}) {
+  writeFiles(sb.dir, files);
+  const r = await dso(sb, ['up', '-d'], opts);
+  expect(r.code).not.toBe(0);
+  expect(r.stdout + r.stderr).not.toContain(VALUE);
+  await expectNothingStarted();
+  return r;
+}
+
+beforeAll(async () => {
+  sb = sandbox('errors');
+  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  expect((await dso(sb, ['init'])).code).toBe(0);
+  expect((await dso(sb, ['secret', 'set', 'app/known'], { input: VALUE })).code).toBe(0);
+});
+
+afterAll(() => sb.cleanup());
+
+describe('docker dso up refuses, names the problem and starts nothing', () => {
+  test('unknown secret: names the secret, the service and the variable', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ KNOWN: 'dsofile://app/known', DB: 'dsofile://app/missing' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('app/missing (service "app", variable DB)');
+    expect(r.stderr).toContain('secret set');
+  });
+
+  test('malformed reference', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dso://' }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('service "app", variable X: malformed secret reference "dso://"');
+  });
+
+  test('path traversal in a name', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dsofile://../../etc/shadow' }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('".."');
+  });
+
+  test('x-dso secret with a traversal name', async () => {
+    const extra = '    secrets: [k]\nsecrets:\n  k:\n    x-dso: /etc/passwd\n';
+    const r = await upFails({ 'compose.yaml': compose({ A: 'plain' }, extra) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('secrets.k');
+  });
+
+  test('no vault', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dso://app/known' }) }, { env: { DSO_HOME: join(sb.dir, 'nowhere') } });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('no local vault at');
+    expect(r.stderr).toContain('init');
+  });
+
+  test('wrong passphrase', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dso://app/known' }) }, { env: { DSO_PASSPHRASE: 'not-the-passphrase' } });
+    expect(r.code).toBe(4);
+    expect(r.stderr.toLowerCase()).toContain('passphrase');
+  });
+
+  test('Compose not found', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dso://app/known' }) }, { env: { DSO_COMPOSE: 'no-such-compose-binary' } });
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain('no-such-compose-binary');
+  });
+
+  test('Docker engine unreachable', async () => {
+    const r = await upFails({ 'compose.yaml': compose({ X: 'dsofile://app/known' }) }, { env: { DOCKER_HOST: `unix://${join(sb.dir, 'no.sock')}` } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Docker engine|Cannot connect to the Docker daemon/);
+  });
+
+  test('an invalid compose file is reported by Compose, through DSO', async () => {
+    const r = await upFails({ 'compose.yaml': 'services:\n  app:\n    image: [unclosed\n' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Compose could not load the project');
+  });
+
+  test('a dso:// value that is not text is refused before anything starts', async () => {
+    expect((await dso(sb, ['secret', 'set', 'app/binary', '--from-file', '/bin/true'])).code).toBe(0);
+    const r = await upFails({ 'compose.yaml': compose({ BIN: 'dso://app/binary' }) });
+    expect(r.stderr).toContain('dsofile://');
+  });
+});
+
+describe('no compose file', () => {
+  test('says where it looked', async () => {
+    rmSync(join(sb.dir, 'compose.yaml'), { force: true });
+    const r = await dso(sb, ['up', '-d']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('no compose file found');
+  });
+});

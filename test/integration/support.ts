@@ -1,0 +1,165 @@
+// Shared pieces of the integration tests: the compiled binary, the private engine started by
+// scripts/test.sh, throwaway projects, canary secrets, and the leak scanner.
+import { randomBytes } from 'node:crypto';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the integration tests through scripts/test.sh (npm test), which starts a private Docker engine`);
+  return v;
+}
+
+export const DSO_BIN = required('DSO_BIN');
+export const DOCKER_HOST = required('DOCKER_HOST');
+export const DOCKER_CONFIG = required('DOCKER_CONFIG');
+export const DATA_ROOT = required('DSO_TEST_DATA_ROOT');
+export const TEST_ROOT = required('DSO_TEST_ROOT');
+
+export const PASSPHRASE = 'integration-test-passphrase';
+
+/** A random value that cannot occur by chance, to search for afterwards. */
+export function canary(label: string): string {
+  return `DSOCANARY_${label}_${randomBytes(12).toString('hex')}`;
+}
+
+export interface Sandbox {
+  dir: string;
+  home: string;
+  env: Record<string, string>;
+  cleanup(): void;
+}
+
+/** A working directory and a DSO_HOME of its own, outside /tmp so /tmp scans stay meaningful. */
+export function sandbox(name: string): Sandbox {
+  const base = join(TEST_ROOT, 'work');
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, `${name}-`));
+  const home = join(dir, '.dso-home');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    DOCKER_HOST,
+    DOCKER_CONFIG,
+    DSO_HOME: home,
+    DSO_PASSPHRASE: PASSPHRASE,
+    NO_COLOR: '1',
+  };
+  return { dir, home, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(cmd: string[], opts: { cwd?: string; env: Record<string, string>; input?: string | Uint8Array }): Promise<RunResult> {
+  const proc = Bun.spawn(cmd, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: opts.input === undefined ? 'ignore' : new Blob([opts.input]),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  return { code, stdout, stderr };
+}
+
+export function dso(sb: Sandbox, args: string[], opts: { input?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<RunResult> {
+  return run([DSO_BIN, ...args], { cwd: sb.dir, env: { ...sb.env, ...opts.env }, input: opts.input });
+}
+
+export function docker(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(['docker', ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DOCKER_HOST, DOCKER_CONFIG, ...env } });
+}
+
+export async function dockerOk(args: string[]): Promise<string> {
+  const r = await docker(args);
+  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function writeFiles(dir: string, files: Record<string, string>): void {
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+}
+
+/** Containers and volumes of a Compose project, DSO's holder and volumes included. */
+export async function projectObjects(project: string): Promise<{ containers: string[]; volumes: string[] }> {
+  const c1 = await dockerOk(['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`]);
+  const c2 = await dockerOk(['ps', '-aq', '--filter', `label=dso.project=${project}`]);
+  const v = await dockerOk(['volume', 'ls', '-q', '--filter', `label=dso.project=${project}`]);
+  const lines = (s: string) => s.split('\n').filter(Boolean);
+  return { containers: [...lines(c1), ...lines(c2)], volumes: lines(v) };
+}
+
+export interface Hit {
+  file: string;
+  needle: string;
+}
+
+/**
+ * Finds every regular file under `roots` that contains one of `needles`, staying on each root's
+ * filesystem (like `find -xdev`): tmpfs mounts under the engine's data root hold secrets in RAM by
+ * design, while the disk beneath them must not.
+ */
+export function scanForLeaks(roots: string[], needles: string[], opts: { skip?: (path: string) => boolean } = {}): Hit[] {
+  const hits: Hit[] = [];
+  const pats = needles.map((n) => ({ n, b: Buffer.from(n) }));
+  const maxLen = Math.max(...pats.map((p) => p.b.length));
+  const buf = Buffer.alloc(1 << 20);
+  const scanFile = (path: string) => {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return;
+    }
+    try {
+      let carry = Buffer.alloc(0);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n <= 0) break;
+        const chunk = Buffer.concat([carry, buf.subarray(0, n)]);
+        for (const p of pats) if (chunk.includes(p.b) && !hits.some((h) => h.file === path && h.needle === p.n)) hits.push({ file: path, needle: p.n });
+        carry = chunk.subarray(Math.max(0, chunk.length - maxLen));
+      }
+    } catch {
+      // unreadable special files
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const walk = (dir: string, dev: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const p = join(dir, name);
+      if (opts.skip?.(p)) continue;
+      let st;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (st.dev !== dev) continue;
+      if (st.isDirectory()) walk(p, dev);
+      else if (st.isFile()) scanFile(p);
+    }
+  };
+  for (const root of roots) {
+    let st;
+    try {
+      st = statSync(root);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) walk(root, st.dev);
+    else if (st.isFile()) scanFile(root);
+  }
+  return hits;
+}
