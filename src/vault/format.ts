@@ -38,7 +38,7 @@ export const HEADER_LENGTH = OFF_CHECKSUM + CHECKSUM_LENGTH; // 116
 export const MAX_PLAINTEXT_BYTES = 64 * 1024 * 1024;
 export const MAX_FILE_BYTES = HEADER_LENGTH + MAX_PLAINTEXT_BYTES + TAG_LENGTH;
 /** Largest single secret value. Docker's own secrets stop at 500 KiB; this leaves room for bundles. */
-export const MAX_VALUE_BYTES = 4 * 1024 * 1024;
+export const MAX_VALUE_BYTES = 10 * 1024 * 1024; // the seed's default max_secret_size
 
 export interface VaultHeader {
   version: number;

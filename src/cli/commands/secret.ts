@@ -3,6 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { DsoError } from '../../errors.ts';
 import { wipeAll } from '../../secrets/secret-bytes.ts';
+import { MAX_VALUE_BYTES as MAX_SECRET_BYTES } from '../../vault/format.ts';
 import { validateSecretName } from '../../vault/names.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
@@ -12,8 +13,6 @@ import { PASSPHRASE_FLAG } from '../passphrase.ts';
 import { promptHidden } from '../prompt.ts';
 import { openVault } from '../vault-session.ts';
 
-/** The largest value `secret set` accepts; the seed's default max_secret_size. */
-export const MAX_SECRET_BYTES = 10 * 1024 * 1024;
 
 interface Sub {
   usage: string;

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { HEADER_LENGTH } from '../../../src/vault/format.ts';
+import { HEADER_LENGTH, MAX_VALUE_BYTES } from '../../../src/vault/format.ts';
 import { DEFAULT_KDF_PARAMS, LocalVault } from '../../../src/vault/vault.ts';
 import { bytes, containsBytes, expectCode, FAST_KDF, runUnderFileSizeLimit, scratchDir } from './fixtures/helpers.ts';
 
@@ -93,7 +93,7 @@ describe('LocalVault basics', () => {
     const missing = await expectCode(() => vault.get('app/missing'), 'SECRET_NOT_FOUND');
     expect(missing.message).toContain('app/missing');
     await expectCode(() => vault.set('../escape', bytes('value-xyz')), 'INVALID_SECRET_NAME');
-    await expectCode(() => vault.set('a', new Uint8Array(4 * 1024 * 1024 + 1)), 'USAGE');
+    await expectCode(() => vault.set('a', new Uint8Array(MAX_VALUE_BYTES + 1)), 'USAGE');
     vault.close();
   });
 
