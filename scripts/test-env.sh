@@ -1,0 +1,600 @@
+#!/usr/bin/env bash
+# The test environment: a private Docker engine, Compose v1 and v2, and two registry-free test
+# images, so the integration tests run against a real engine on a bare Debian bookworm machine.
+#
+#   source scripts/test-env.sh            set up (idempotent) and export the variables below;
+#                                         defines dso_test_env_up and dso_test_env_down
+#   bash scripts/test-env.sh up           set up and print `export ...` lines on stdout, so
+#                                         `eval "$(bash scripts/test-env.sh up)"` works too
+#   bash scripts/test-env.sh down         stop the private engine, unmount its leftovers
+#   bash scripts/test-env.sh purge        down, then delete $DSO_TEST_ROOT (keeps the cache)
+#   bash scripts/test-env.sh env          print the exports without setting anything up
+#
+# Exports: DOCKER_HOST, DOCKER_CONFIG (holds cli-plugins/docker-compose, Compose v2),
+# DSO_TEST_ROOT, DSO_TEST_DATA_ROOT (the engine's data root, which tests scan for leaked
+# secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary), DSO_TEST_IMAGE_BUSYBOX and
+# DSO_TEST_IMAGE_NOSHELL.
+#
+# Settings (environment):
+#   DSO_TEST_ROOT       engine state, socket, log, DOCKER_CONFIG     default /var/tmp/dso-test
+#   DSO_TEST_CACHE      downloads kept between runs (Compose v2)      default /var/cache/dso-test
+#   DSO_TEST_BRIDGE, DSO_TEST_BIP, DSO_TEST_ADDR_POOL, DSO_TEST_FORWARD_NET
+#                       see "Networking" below; give each engine its own values (and its own
+#                       DSO_TEST_ROOT) to run two private engines at once
+#   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie download when the machine's apt
+#                       sources do not name one (the default is derived from those sources)
+#
+# Networking. Another dockerd may already run on this machine (a developer's engine, for
+# instance at /var/tmp/dsodev) and own `docker0`, the 172.17-31.x pools and the DOCKER iptables
+# chains. A second engine with default settings would put its containers on the same docker0
+# with its own IP allocation (duplicate addresses), and on start-up it flushes the shared
+# DOCKER chains, silently breaking the other engine's port forwarding (and the other engine
+# does the same to us whenever it restarts). So the private engine gets
+#   - its own default bridge, $DSO_TEST_BRIDGE (dsotest0, 10.212.0.1/24), created here because
+#     dockerd only creates a bridge named docker0 itself;
+#   - its own pool for user networks (Compose networks), $DSO_TEST_ADDR_POOL (10.213.0.0/16);
+#   - --iptables=false, so it never touches the shared chains. One rule of ours accepts
+#     forwarded traffic inside 10.212.0.0/15: with br_netfilter loaded and a FORWARD policy of
+#     DROP (what any dockerd with iptables leaves behind) even traffic between two containers on
+#     one bridge would otherwise be dropped. Consequences for tests: containers reach each other
+#     and the host, published ports work (through docker-proxy), there is no NAT to the outside
+#     (nothing outside is reachable here anyway) and no isolation between two of our networks.
+
+# ---- Sourced: run the real work in a child bash (so `set -e` holds there whatever the caller's
+# options or `||` context), then import its exports into the caller's shell.
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
+  _dso_te_self="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+  dso_test_env_up() {
+    local exports
+    exports="$(bash "$_dso_te_self" up)" || {
+      printf '[test-env] set-up failed (see above)\n' >&2
+      return 1
+    }
+    eval "$exports"
+  }
+  dso_test_env_down() {
+    bash "$_dso_te_self" down
+  }
+  dso_test_env_up
+  return
+fi
+
+set -euo pipefail
+
+DSO_TEST_ROOT="${DSO_TEST_ROOT:-/var/tmp/dso-test}"
+DSO_TEST_CACHE="${DSO_TEST_CACHE:-/var/cache/dso-test}"
+DSO_TEST_BRIDGE="${DSO_TEST_BRIDGE:-dsotest0}"
+DSO_TEST_BIP="${DSO_TEST_BIP:-10.212.0.1/24}"
+DSO_TEST_ADDR_POOL="${DSO_TEST_ADDR_POOL:-10.213.0.0/16}"
+# Covers both of the defaults above; only used for the one FORWARD accept rule.
+DSO_TEST_FORWARD_NET="${DSO_TEST_FORWARD_NET:-10.212.0.0/15}"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly repo_root
+readonly pidfile="$DSO_TEST_ROOT/docker.pid"
+readonly socket="$DSO_TEST_ROOT/docker.sock"
+readonly busybox_image="dso-test/busybox:latest"
+readonly noshell_image="dso-test/noshell:latest"
+readonly compose_v1="/usr/bin/docker-compose"
+# Where Debian's docker-compose package (trixie, Compose v2) puts the CLI plugin.
+readonly compose_v2_rel="usr/libexec/docker/cli-plugins/docker-compose"
+
+export DOCKER_HOST="unix://$socket"
+export DOCKER_CONFIG="$DSO_TEST_ROOT/docker-config"
+# Any of these in the caller's environment would send the CLI elsewhere or over TLS.
+unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
+
+log() { printf '[test-env] %s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+print_exports() {
+  local name
+  printf 'unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n'
+  for name in DOCKER_HOST DOCKER_CONFIG DSO_TEST_ROOT DSO_TEST_DATA_ROOT DSO_TEST_COMPOSE_V1 \
+    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL; do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+}
+
+# The values are read through ${!name} in print_exports.
+# shellcheck disable=SC2034
+set_exports() {
+  DSO_TEST_DATA_ROOT="$DSO_TEST_ROOT/data"
+  DSO_TEST_COMPOSE_V1="$compose_v1"
+  DSO_TEST_IMAGE_BUSYBOX="$busybox_image"
+  DSO_TEST_IMAGE_NOSHELL="$noshell_image"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+
+# Temporary files and the temporary policy-rc.d, removed however this script exits.
+temp_paths=()
+on_exit() {
+  if ((${#temp_paths[@]} > 0)); then
+    rm -rf "${temp_paths[@]}"
+  fi
+}
+trap on_exit EXIT
+
+make_temp_dir() {
+  local dir
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/dso-test-env.XXXXXX")"
+  temp_paths+=("$dir")
+  printf '%s' "$dir"
+}
+
+install_packages() {
+  local wanted=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2)
+  local missing=() pkg status
+  for pkg in "${wanted[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  if ((EUID != 0)); then
+    die "missing packages: ${missing[*]}; run as root (or: apt-get install ${missing[*]})"
+  fi
+  log "installing ${missing[*]}"
+  # Without a policy-rc.d, on a machine with a working init, docker.io's postinst would start
+  # the system dockerd on /var/run/docker.sock, which these tests must never touch.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# temporary, from DSO scripts/test-env.sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    temp_paths+=(/usr/sbin/policy-rc.d)
+  fi
+  # Other people may run apt on this machine at the same time: wait for their lock.
+  local apt_opts=(-o DPkg::Lock::Timeout=600 -o APT::Get::Assume-Yes=true)
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq install --no-install-recommends \
+    "${missing[@]}" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Compose v2, from Debian trixie, without touching the machine's apt configuration
+
+# Prints the URI of the machine's main Debian suite (the one for this release's codename, not
+# -updates or -security), from one-line .list files and deb822 .sources files.
+debian_mirror() {
+  local codename
+  # shellcheck source=/dev/null
+  codename="$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")"
+  [[ -n "$codename" ]] || codename=bookworm
+  local lists=() sources=() f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f "$f" ]] && lists+=("$f")
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && sources+=("$f")
+  done
+  local uri=""
+  if ((${#sources[@]} > 0)); then
+    # deb822: paragraphs separated by blank lines; continuation lines start with blanks.
+    uri="$(awk -v want="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; uris = ""; suites = ""; enabled = "yes"; key = ""
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^[ \t]*#/) continue
+          if (line ~ /^[ \t]/) { val = line }
+          else {
+            p = index(line, ":"); if (p == 0) continue
+            key = tolower(substr(line, 1, p - 1)); val = substr(line, p + 1)
+          }
+          if (key == "types") types = types " " val
+          else if (key == "uris") uris = uris " " val
+          else if (key == "suites") suites = suites " " val
+          else if (key == "enabled") { gsub(/[ \t]/, "", val); enabled = tolower(val) }
+        }
+        if (enabled == "no") next
+        isdeb = 0; n = split(types, t, /[ \t]+/)
+        for (j = 1; j <= n; j++) if (t[j] == "deb") isdeb = 1
+        match_suite = 0; n = split(suites, s, /[ \t]+/)
+        for (j = 1; j <= n; j++) if (s[j] == want) match_suite = 1
+        if (!isdeb || !match_suite) next
+        n = split(uris, u, /[ \t]+/)
+        for (j = 1; j <= n; j++) if (u[j] != "" && u[j] !~ /^cdrom:/) { print u[j]; exit }
+      }' "${sources[@]}")"
+  fi
+  if [[ -z "$uri" && ${#lists[@]} -gt 0 ]]; then
+    uri="$(awk -v want="$codename" '
+      /^[ \t]*#/ { next }
+      $1 == "deb" {
+        i = 2
+        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == want && $i !~ /^cdrom:/) { print $i; exit }
+      }' "${lists[@]}")"
+  fi
+  printf '%s' "${uri%/}"
+}
+
+# Makes sure the cache holds a working Compose v2 plugin at $compose_v2_cached, downloading
+# and unpacking Debian trixie's docker-compose package if needed.
+compose_v2_cached="$DSO_TEST_CACHE/compose-v2/$compose_v2_rel"
+cache_compose_v2() {
+  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! mkdir -p "$DSO_TEST_CACHE" 2>/dev/null || [[ ! -w "$DSO_TEST_CACHE" ]]; then
+    die "cannot write the cache $DSO_TEST_CACHE: run as root or set DSO_TEST_CACHE"
+  fi
+  # Engines with different roots share the cache: one download at a time, then look again.
+  exec 8>"$DSO_TEST_CACHE/.lock"
+  flock -w 600 8 || die "timed out waiting for $DSO_TEST_CACHE/.lock"
+  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
+    exec 8>&-
+    return 0
+  fi
+  local mirror="${DSO_TEST_DEBIAN_MIRROR:-}"
+  [[ -n "$mirror" ]] || mirror="$(debian_mirror)"
+  [[ -n "$mirror" ]] ||
+    die "no Debian mirror found in /etc/apt/sources.list{,.d/}; set DSO_TEST_DEBIAN_MIRROR"
+  log "downloading Compose v2 (Debian trixie docker-compose) from the machine's mirror"
+  local work="$DSO_TEST_CACHE/compose-v2.work"
+  rm -rf "$work"
+  temp_paths+=("$work")
+  mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/unpacked"
+  local signed_by=""
+  if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+    signed_by="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+  fi
+  printf 'deb %s%s trixie main\n' "$signed_by" "$mirror" >"$work/sources.list"
+  # A private source list, lists dir and archive dir; no package cache file (the default one
+  # is the system's, /var/cache/apt/pkgcache.bin). The machine's apt.conf.d stays in force
+  # (proxies). Downloads run as root because _apt cannot write into a root-only cache.
+  local apt_opts=(
+    -o "Dir::Etc::SourceList=$work/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$work/lists"
+    -o "Dir::Cache::Archives=$work/archives"
+    -o "Dir::Cache::pkgcache="
+    -o "Dir::Cache::srcpkgcache="
+    -o "Acquire::Languages=none"
+    -o "APT::Sandbox::User=root"
+  )
+  # --error-on=any: by default a failed fetch is only a warning, and the download below would
+  # then quietly pick the installed Compose v1 package.
+  apt-get "${apt_opts[@]}" -qq --error-on=any update >&2 ||
+    die "apt-get update of trixie from $mirror failed (set DSO_TEST_DEBIAN_MIRROR to another mirror)"
+  (cd "$work" && apt-get "${apt_opts[@]}" -qq download docker-compose >&2) ||
+    die "could not download docker-compose from trixie"
+  local debs=("$work"/docker-compose_*.deb) deb
+  deb="${debs[0]}"
+  dpkg-deb -x "$deb" "$work/unpacked"
+  [[ -x "$work/unpacked/$compose_v2_rel" ]] ||
+    die "$(basename "$deb") has no $compose_v2_rel: not the Compose v2 package"
+  "$work/unpacked/$compose_v2_rel" version >/dev/null ||
+    die "the Compose v2 plugin from $(basename "$deb") does not run on this machine"
+  rm -rf "$DSO_TEST_CACHE/compose-v2"
+  mv "$work/unpacked" "$DSO_TEST_CACHE/compose-v2"
+  basename "$deb" >"$DSO_TEST_CACHE/compose-v2/SOURCE-PACKAGE"
+  exec 8>&-
+}
+
+setup_docker_config() {
+  cache_compose_v2
+  mkdir -p "$DOCKER_CONFIG/cli-plugins"
+  ln -sfn "$compose_v2_cached" "$DOCKER_CONFIG/cli-plugins/docker-compose"
+  [[ -f "$DOCKER_CONFIG/config.json" ]] || printf '{}\n' >"$DOCKER_CONFIG/config.json"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The private engine
+
+# Prints the pid from our pidfile if that process is alive and is a dockerd.
+engine_pid() {
+  local pid
+  [[ -r "$pidfile" ]] || return 1
+  pid="$(<"$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" == dockerd ]] || return 1
+  # Pid reuse: make sure it is the dockerd started with our pidfile, not another engine.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pidfile" || return 1
+  printf '%s' "$pid"
+}
+
+engine_answers() {
+  timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+setup_bridge() {
+  if ! ip link show "$DSO_TEST_BRIDGE" >/dev/null 2>&1; then
+    ip link add name "$DSO_TEST_BRIDGE" type bridge
+    ip addr add "$DSO_TEST_BIP" dev "$DSO_TEST_BRIDGE"
+  fi
+  ip link set "$DSO_TEST_BRIDGE" up
+  ensure_forward_rule
+}
+
+# Also run for a reused engine: the rule is ours alone, nothing else puts it back.
+ensure_forward_rule() {
+  if command -v iptables >/dev/null; then
+    iptables -w -C FORWARD -s "$DSO_TEST_FORWARD_NET" -d "$DSO_TEST_FORWARD_NET" -j ACCEPT 2>/dev/null ||
+      iptables -w -I FORWARD -s "$DSO_TEST_FORWARD_NET" -d "$DSO_TEST_FORWARD_NET" -j ACCEPT ||
+      log "warning: could not add the FORWARD rule; containers may not reach each other"
+  fi
+}
+
+wait_for_engine() {
+  local pid="$1" deadline=$((SECONDS + 60))
+  until engine_answers; do
+    if ! kill -0 "$pid" 2>/dev/null && ! engine_pid >/dev/null; then
+      log "dockerd exited; last lines of $DSO_TEST_ROOT/dockerd.log:"
+      tail -n 30 "$DSO_TEST_ROOT/dockerd.log" >&2 || true
+      die "the private Docker engine did not start"
+    fi
+    if ((SECONDS >= deadline)); then
+      log "dockerd does not answer after 60 s; last lines of $DSO_TEST_ROOT/dockerd.log:"
+      tail -n 30 "$DSO_TEST_ROOT/dockerd.log" >&2 || true
+      die "the private Docker engine did not start"
+    fi
+    sleep 0.5
+  done
+}
+
+start_engine() {
+  local pid
+  if pid="$(engine_pid)"; then
+    if engine_answers; then
+      log "reusing the engine (pid $pid) on $socket"
+    else
+      log "waiting for the engine (pid $pid), which is still starting"
+      wait_for_engine "$pid"
+    fi
+    ensure_forward_rule
+    return 0
+  fi
+  ((EUID == 0)) || die "starting the private Docker engine needs root"
+  command -v dockerd >/dev/null || die "dockerd not found (package docker.io)"
+  mkdir -p "$DSO_TEST_ROOT/data" "$DSO_TEST_ROOT/exec"
+  rm -f "$pidfile" # stale: its process is gone or is not a dockerd
+  setup_bridge
+  # Our own (empty) daemon.json, so a system /etc/docker/daemon.json cannot change this engine.
+  printf '{}\n' >"$DSO_TEST_ROOT/daemon.json"
+  log "starting the private engine on $socket"
+  # setsid: a Ctrl-C in the terminal running the tests must not reach the engine directly
+  # (the EXIT trap stops it in order). fds 3, 8 and 9 are closed so the engine never holds the
+  # caller's $(...) pipe or our locks.
+  setsid dockerd \
+    --config-file "$DSO_TEST_ROOT/daemon.json" \
+    --data-root "$DSO_TEST_ROOT/data" \
+    --exec-root "$DSO_TEST_ROOT/exec" \
+    --host "unix://$socket" \
+    --pidfile "$pidfile" \
+    --bridge "$DSO_TEST_BRIDGE" \
+    --default-address-pool "base=$DSO_TEST_ADDR_POOL,size=24" \
+    --iptables=false \
+    --ip-masq=false \
+    </dev/null >"$DSO_TEST_ROOT/dockerd.log" 2>&1 3>&- 8>&- 9>&- &
+  wait_for_engine "$!"
+  log "engine $(docker version --format '{{.Server.Version}}') is up"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Test images, built with `docker import` (no registry, no pull)
+
+# The label that says which recipe built an image, so a changed recipe rebuilds it.
+readonly recipe_label="dso.test.recipe"
+
+image_is_current() {
+  local image="$1" recipe="$2" have
+  have="$(docker image inspect --format "{{index .Config.Labels \"$recipe_label\"}}" "$image" \
+    2>/dev/null)" || return 1
+  [[ "$have" == "$recipe" ]]
+}
+
+# busybox-static plus one symlink per applet at its usual place (bin/sh, usr/bin/env, ...),
+# and the few files programs expect (passwd, group, a sticky /tmp).
+build_busybox_image() {
+  local files busybox
+  files="$(dpkg -L busybox-static)" || die "busybox-static is not installed"
+  busybox="$(grep -m 1 -E '/s?bin/busybox$' <<<"$files")" || die "no busybox in busybox-static"
+  local recipe
+  recipe="busybox-v1-$(sha256sum "$busybox" | cut -c 1-16)"
+  if image_is_current "$busybox_image" "$recipe"; then
+    return 0
+  fi
+  log "building $busybox_image"
+  local tmp
+  tmp="$(make_temp_dir)"
+  local rootfs="$tmp/rootfs"
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,run}
+  chmod 1777 "$rootfs/tmp"
+  chmod 700 "$rootfs/root"
+  cp "$busybox" "$rootfs/bin/busybox"
+  local applet
+  while IFS= read -r applet; do
+    [[ -n "$applet" && ! -e "$rootfs/$applet" && ! -L "$rootfs/$applet" ]] || continue
+    mkdir -p "$rootfs/$(dirname "$applet")"
+    ln -s /bin/busybox "$rootfs/$applet"
+  done < <("$busybox" --list-full)
+  [[ -L "$rootfs/bin/sh" ]] || ln -s /bin/busybox "$rootfs/bin/sh"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+    >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -c . |
+    docker import \
+      --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'CMD ["sh"]' \
+      --change "LABEL $recipe_label=$recipe" \
+      - "$busybox_image" >/dev/null
+}
+
+# One static binary, /catwait (test/fixtures/catwait.c), and nothing else: no shell, no libc.
+build_noshell_image() {
+  local source="$repo_root/test/fixtures/catwait.c"
+  [[ -f "$source" ]] || die "missing $source"
+  local cflags=(-static -Os -s -Wall -Wextra)
+  local recipe
+  recipe="catwait-$(printf '%s\n' "${cflags[*]}" | cat - "$source" | sha256sum | cut -c 1-16)"
+  if image_is_current "$noshell_image" "$recipe"; then
+    return 0
+  fi
+  log "building $noshell_image"
+  local tmp
+  tmp="$(make_temp_dir)"
+  mkdir -p "$tmp/rootfs"
+  gcc "${cflags[@]}" -o "$tmp/rootfs/catwait" "$source"
+  tar --numeric-owner --owner=0 --group=0 -C "$tmp/rootfs" -c catwait |
+    docker import \
+      --change 'ENTRYPOINT ["/catwait"]' \
+      --change "LABEL $recipe_label=$recipe" \
+      - "$noshell_image" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tear-down
+
+# Prints the pids of processes whose parent is $1.
+children_of() {
+  local stat f
+  for f in /proc/[0-9]*/stat; do
+    stat="$(cat "$f" 2>/dev/null)" || continue
+    stat="${stat##*) }" # after "pid (comm) ": state ppid ...
+    read -r _ ppid _ <<<"$stat"
+    [[ "$ppid" == "$1" ]] && { f="${f#/proc/}"; printf '%s\n' "${f%/stat}"; }
+  done
+  return 0
+}
+
+# Prints the pids of the containerd and the shims of this engine (their command lines name our
+# exec-root) after dockerd itself is gone. (docker-proxy dies with dockerd: parent-death signal.)
+engine_leftovers() {
+  local f pid comm
+  for f in /proc/[0-9]*/cmdline; do
+    pid="${f#/proc/}"
+    pid="${pid%/cmdline}"
+    comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || continue
+    case "$comm" in containerd | containerd-shim* | dockerd) ;; *) continue ;; esac
+    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF "$DSO_TEST_ROOT/"; then
+      printf '%s\n' "$pid"
+    fi
+  done
+  return 0
+}
+
+stop_engine() {
+  local pid
+  if pid="$(engine_pid)"; then
+    log "stopping the engine (pid $pid)"
+    # On SIGTERM dockerd gives every running container its stop timeout (10 s by default), and
+    # a shell as PID 1 ignores SIGTERM: kill what tests left running, nobody waits for it.
+    local running
+    running="$(timeout 10 docker ps -q 2>/dev/null || true)"
+    if [[ -n "$running" ]]; then
+      # shellcheck disable=SC2086 # one id per word
+      timeout 20 docker kill $running >/dev/null 2>&1 || true
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "engine still running after 30 s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+    fi
+  fi
+  # After a SIGKILL (or a crash) containerd and the shims outlive dockerd, and so do the
+  # containers. Killing a container's init (a shim's child) ends its whole PID namespace.
+  local leftovers leftover child
+  mapfile -t leftovers < <(engine_leftovers)
+  if ((${#leftovers[@]} > 0)); then
+    log "killing leftover engine processes: ${leftovers[*]}"
+    for leftover in "${leftovers[@]}"; do
+      for child in $(children_of "$leftover"); do
+        kill -KILL "$child" 2>/dev/null || true
+      done
+    done
+    kill -KILL "${leftovers[@]}" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$pidfile" "$socket"
+}
+
+# Unmounts whatever the engine left mounted under $DSO_TEST_ROOT (overlay layers, netns files,
+# container shm), deepest first; -R takes submounts, -l is the last resort for a busy one.
+unmount_leftovers() {
+  local mounts mnt
+  mounts="$(awk -v root="$DSO_TEST_ROOT/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo |
+    awk '{ print length($0) " " $0 }' | sort -rn | cut -d ' ' -f 2-)"
+  [[ -n "$mounts" ]] || return 0
+  log "unmounting $(wc -l <<<"$mounts") leftover mounts under $DSO_TEST_ROOT"
+  while IFS= read -r mnt; do
+    mnt="$(printf '%b' "${mnt//\\/\\0}")" # mountinfo escapes blanks as \040
+    mountpoint -q "$mnt" 2>/dev/null || continue
+    umount -R "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || log "warning: cannot unmount $mnt"
+  done <<<"$mounts"
+}
+
+teardown_network() {
+  if command -v iptables >/dev/null; then
+    while iptables -w -D FORWARD -s "$DSO_TEST_FORWARD_NET" -d "$DSO_TEST_FORWARD_NET" -j ACCEPT \
+      2>/dev/null; do :; done
+  fi
+  if ip link show "$DSO_TEST_BRIDGE" >/dev/null 2>&1; then
+    ip link del "$DSO_TEST_BRIDGE" 2>/dev/null || log "warning: cannot delete bridge $DSO_TEST_BRIDGE"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+
+with_lock() {
+  mkdir -p "$DSO_TEST_ROOT"
+  exec 9>"$DSO_TEST_ROOT/.lock"
+  if ! flock -n 9; then
+    log "waiting for another set-up or tear-down of $DSO_TEST_ROOT"
+    flock -w 600 9 || die "timed out waiting for $DSO_TEST_ROOT/.lock"
+  fi
+}
+
+cmd_up() {
+  local started=$SECONDS
+  # stdout carries only the exports; everything else goes to stderr.
+  exec 3>&1 1>&2
+  with_lock
+  install_packages
+  set_exports
+  [[ -x "$DSO_TEST_COMPOSE_V1" ]] || die "$DSO_TEST_COMPOSE_V1 (Compose v1) not found"
+  setup_docker_config
+  start_engine
+  build_busybox_image
+  build_noshell_image
+  log "ready in $((SECONDS - started)) s: DOCKER_HOST=$DOCKER_HOST"
+  print_exports >&3
+}
+
+cmd_down() {
+  with_lock
+  stop_engine
+  unmount_leftovers
+  teardown_network
+  log "engine stopped"
+}
+
+cmd_purge() {
+  cmd_down
+  log "deleting $DSO_TEST_ROOT"
+  rm -rf --one-file-system "$DSO_TEST_ROOT"
+}
+
+case "${1:-up}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  purge) cmd_purge ;;
+  env)
+    set_exports
+    print_exports
+    ;;
+  *)
+    printf 'usage: %s [up|down|purge|env]   (or: source %s)\n' "$0" "$0" >&2
+    exit 2
+    ;;
+esac
