@@ -39,8 +39,9 @@ export async function promptHidden(question: string): Promise<Uint8Array> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    writeSync(fd, question); // the prompt goes to the terminal, not to redirected output
+    // Echo goes off before the prompt appears, so keys typed the instant it shows stay hidden.
     stty(fd, '-echo');
+    writeSync(fd, question); // the prompt goes to the terminal, not to redirected output
     const line = await readLine(fd);
     writeSync(fd, '\n');
     return line;
