@@ -7,6 +7,7 @@
 #   DSO_TEST_KEEP_ENGINE=1 bash scripts/test.sh ...   leave the engine running afterwards,
 #                                         for a quick rerun or to inspect it (then: source
 #                                         scripts/test-env.sh, and docker ps)
+#   DSO_TEST_TIMEOUT_MS=...               per-test timeout unless --timeout is given (120000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -54,7 +55,15 @@ export DSO_BIN="$PWD/dist/dso-linux-$arch"
   exit 1
 }
 
-log "bun test $*"
+# bun test ignores a `timeout` under [test] in bunfig.toml (measured with bun 1.4.5: tests still
+# stop at the default 5 s), and tests against a real engine need longer: give it on the command
+# line unless the caller did.
+args=("$@")
+if [[ " $* " != *" --timeout"* ]]; then
+  args=(--timeout "${DSO_TEST_TIMEOUT_MS:-120000}" "${args[@]}")
+fi
+
+log "bun test ${args[*]}"
 status=0
-node_modules/.bin/bun test "$@" || status=$?
+node_modules/.bin/bun test "${args[@]}" || status=$?
 exit "$status"
