@@ -1,7 +1,9 @@
 // Running Docker Compose: finding it (the v2 `docker compose` plugin first, else v1
 // `docker-compose`), loading the user's model through `compose config`, and running a command
 // on a model DSO hands over on stdin, with Compose's output and exit code passed through.
-import { basename, dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { DsoError } from '../errors.ts';
 import { loadingGlobals, type ComposeGlobals } from './args.ts';
@@ -51,9 +53,30 @@ function toolFrom(argv: string[], out: string): ComposeTool {
   return { argv, major: m && m[1] === '1' ? 1 : 2, version };
 }
 
-/** `DSO_COMPOSE` may name the command explicitly (e.g. "docker-compose"). */
+/** The directories the docker CLI searches for plugins, in its order. */
+function pluginDirs(env: Env): string[] {
+  const config = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
+  const dirs = [join(config, 'cli-plugins')];
+  try {
+    const extra = JSON.parse(readFileSync(join(config, 'config.json'), 'utf8'))?.cliPluginsExtraDirs;
+    if (Array.isArray(extra)) dirs.push(...extra.filter((d): d is string => typeof d === 'string'));
+  } catch {
+    // no config.json: only the defaults
+  }
+  dirs.push('/usr/local/lib/docker/cli-plugins', '/usr/local/libexec/docker/cli-plugins', '/usr/lib/docker/cli-plugins', '/usr/libexec/docker/cli-plugins');
+  return dirs;
+}
+
+/**
+ * `DSO_COMPOSE` may name the command explicitly (e.g. "docker-compose"). Otherwise the v2 plugin
+ * is found on disk where the docker CLI looks for it (no process to start: this is on the path
+ * of every `dso up`), else whatever `docker compose` or `docker-compose` answers.
+ */
 export function findCompose(env: Env): ComposeTool {
   const forced = env.DSO_COMPOSE?.trim();
+  if (!forced && pluginDirs(env).some((d) => existsSync(join(d, 'docker-compose')))) {
+    return { argv: [dockerCli(env), 'compose'], major: 2, version: 'plugin' };
+  }
   const candidates = forced ? [forced.split(/\s+/)] : [[dockerCli(env), 'compose'], ['docker-compose']];
   for (const argv of candidates) {
     const out = probe(argv, env);

@@ -10,6 +10,7 @@ import { forwardedGlobals, type ComposeGlobals } from './args.ts';
 import { findCompose, loadProject, runWithModel, type LoadedProject } from './compose-cli.ts';
 import { planSecrets, type SecretPlan } from './plan.ts';
 import { renderModel } from './rewrite.ts';
+import { tracer } from '../observe/trace.ts';
 
 /** Compose commands that create containers, and so need secret values. */
 const CREATING = new Set(['up', 'create', 'run']);
@@ -22,8 +23,11 @@ export interface SessionOptions {
 }
 
 export async function runCompose(cli: Cli, opts: SessionOptions): Promise<number> {
+  const trace = tracer(cli.env, (s) => cli.stderr.write(s));
   const tool = findCompose(cli.env);
+  trace.phase('find compose');
   const project = loadProject(tool, opts.globals, cli.cwd, cli.env);
+  trace.phase('compose config');
   const globals = forwardedGlobals(opts.globals, project.name, project.directory);
   const verb = opts.command[0] ?? '';
 
@@ -34,7 +38,7 @@ export async function runCompose(cli: Cli, opts: SessionOptions): Promise<number
     if (verb === 'down' && code === 0) await removeSecretStorage(cli, project.name);
     return code;
   }
-  return createWithSecrets(cli, opts, tool, project, globals);
+  return createWithSecrets(cli, opts, tool, project, globals, trace);
 }
 
 async function createWithSecrets(
@@ -43,6 +47,7 @@ async function createWithSecrets(
   tool: ReturnType<typeof findCompose>,
   project: LoadedProject,
   globals: string[],
+  trace: ReturnType<typeof tracer>,
 ): Promise<number> {
   let plan = planSecrets(project.model, project.xdso, project.name);
   const names = [...new Set(plan.services.flatMap((s) => [...s.env.map((e) => e.name), ...s.files.map((f) => f.name)]))].sort();
@@ -53,6 +58,7 @@ async function createWithSecrets(
   if (engine) {
     await engine.ping();
     if (hasFiles) plan = await withImageOwners(plan, project, engine);
+    trace.phase('engine ping, image users');
   }
 
   const values = new Map<string, SecretBytes>();
@@ -72,6 +78,7 @@ async function createWithSecrets(
       } finally {
         vault.close();
       }
+      trace.phase('vault open and read');
       info(cli, `Resolved ${names.length} secret${names.length === 1 ? '' : 's'} from the local vault for project ${project.name}`);
     }
     warnEnvironmentSecrets(cli, plan);
@@ -83,6 +90,7 @@ async function createWithSecrets(
     if (engine && hasFiles) {
       const { deliverFiles } = await import('../docker/secret-volumes.ts');
       delivery = await deliverFiles(engine, plan, value, (m) => info(cli, m));
+      trace.phase('files delivered to RAM');
     }
   } catch (e) {
     wipeAll(model, ...values.values());
@@ -93,6 +101,7 @@ async function createWithSecrets(
   let code: number;
   try {
     code = await runWithModel(tool, globals, opts.command, model, cli.cwd, cli.env);
+    trace.phase(`compose ${opts.command[0]}`);
   } finally {
     model.fill(0);
   }
