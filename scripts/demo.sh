@@ -19,9 +19,19 @@ DSO="$ROOT/dist/dso-linux-$arch"
 say "Starting a private Docker engine with Compose (scripts/test-env.sh)"
 # shellcheck source=scripts/test-env.sh
 source scripts/test-env.sh
-trap '[[ "${DSO_DEMO_KEEP:-0}" == 1 ]] || dso_test_env_down' EXIT
-
 DEMO=$(mktemp -d /var/tmp/dso-demo.XXXXXX)
+# However the demo ends (a failed check included), its stack, secret volumes and files go, and
+# the private engine stops, unless DSO_DEMO_KEEP=1 asks to keep them for a look around.
+cleanup() {
+  [[ "${DSO_DEMO_KEEP:-0}" == 1 ]] && return
+  if [[ -f "$DEMO/compose.yaml" ]]; then
+    (cd "$DEMO" && "$DSO" down -t 1 >/dev/null 2>&1) || true
+  fi
+  rm -rf "$DEMO"
+  dso_test_env_down
+}
+trap cleanup EXIT
+
 export DSO_HOME="$DEMO/.dso"
 cd "$DEMO"
 # A demo passphrase from a file; for real use, let `dso init` ask for it on the terminal.
@@ -63,6 +73,8 @@ id=$(docker compose ps -q app)
 if docker inspect "$id" | grep -q "$DB_PASSWORD"; then echo "FAIL: the file secret is in docker inspect"; exit 1; fi
 echo "docker inspect: no trace of the file secret (demo/db_password)"
 if docker inspect "$id" | grep -q "$API_KEY"; then echo "docker inspect: the dso:// value IS there, as DSO warned (use dsofile:// to avoid it)"; fi
+# The demo prints the values on purpose (step 5): send its output to a file under /tmp and this
+# check finds that file.
 hits=$(find "$DSO_TEST_DATA_ROOT" "$DEMO" /tmp -xdev -type f -print0 2>/dev/null | xargs -0 grep -l -- "$DB_PASSWORD" 2>/dev/null | grep -v '/vault.enc$' || true)
 if [[ -n "$hits" ]]; then echo "FAIL: the file secret is on disk: $hits"; exit 1; fi
 echo "disk (engine data root, $DEMO, /tmp): no trace of the file secret; it lives in a tmpfs volume"
