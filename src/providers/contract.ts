@@ -76,6 +76,12 @@ export interface ProviderDefinition<C = unknown> {
   environment(config: C): string[];
   /** Environment variable names to pass when the operator's environment has them (AWS_*...). */
   optionalEnvironment?(config: C): string[];
+  /**
+   * Variables DSO sets itself for the provider, from its configuration (for example
+   * NODE_EXTRA_CA_CERTS from a CA file, which Bun reads only when a process starts: such a
+   * provider should default to `isolation: process`, where the child starts with it).
+   */
+  fixedEnvironment?(config: C): Record<string, string>;
   /** Where the provider runs unless dso.yaml says otherwise. */
   defaultIsolation: Isolation;
 }
