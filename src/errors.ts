@@ -24,6 +24,10 @@ export type ErrorCode =
   | 'DOCKER_API'
   | 'NOT_RAM_BACKED'
   | 'REFUSED'
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_INVALID'
+  | 'PROVIDER_NOT_CONFIGURED'
+  | 'PROVIDER_FAILED'
   | 'INTERNAL';
 
 /** Exit codes are grouped so scripts can tell "you asked wrongly" from "the world is broken". */
@@ -50,6 +54,10 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   DOCKER_API: 8,
   NOT_RAM_BACKED: 9,
   REFUSED: 9,
+  CONFIG_NOT_FOUND: 3,
+  CONFIG_INVALID: 2,
+  PROVIDER_NOT_CONFIGURED: 3,
+  PROVIDER_FAILED: 10,
   INTERNAL: 1,
 };
 

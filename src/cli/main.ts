@@ -45,7 +45,15 @@ async function dispatch(cli: Cli, name: string, argv: string[]): Promise<number>
   return command.run(cli, argv);
 }
 
-if (import.meta.main) {
+/** The hidden argument that makes this binary a provider child process (`isolation: process`). */
+export const PROVIDER_PROCESS_ARG = '__provider-process';
+
+if (import.meta.main && process.argv[2] === PROVIDER_PROCESS_ARG) {
+  // Not a command: DSO starts itself this way with an explicit environment, and speaks frames.
+  void Promise.all([import('../providers/process-main.ts'), import('../providers/registry.ts')]).then(([{ runProviderProcess }, registry]) =>
+    runProviderProcess({ loadDefinition: registry.loadDefinition, loadClient: registry.loadClient }),
+  );
+} else if (import.meta.main) {
   const out = (stream: NodeJS.WriteStream) => ({
     write: (chunk: string | Uint8Array) => void stream.write(chunk),
     isTTY: Boolean(stream.isTTY),

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { DsoError } from '../errors.ts';
 import { wipeAll } from '../secrets/secret-bytes.ts';
+import { passphraseFromFileContent } from '../vault/passphrase.ts';
 import type { Cli } from './context.ts';
 import type { FlagSpec } from './flags.ts';
 import { promptHidden } from './prompt.ts';
@@ -63,11 +64,5 @@ function fromFile(file: string): Uint8Array {
       hint: 'check the path and its permissions',
     });
   }
-  // The first line is the passphrase, so files written by `echo` work.
-  let end = raw.indexOf(0x0a);
-  if (end === -1) end = raw.length;
-  if (end > 0 && raw[end - 1] === 0x0d) end--;
-  const pass = raw.slice(0, end);
-  raw.fill(0);
-  return pass;
+  return passphraseFromFileContent(raw);
 }

@@ -3,8 +3,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DsoError } from '../errors.ts';
-import { validateSecretName } from '../vault/names.ts';
-import { isReference, parseReference, type SecretReference } from './references.ts';
+import { defaultFilePath, isReference, parseReference, parseSecretId, type SecretReference } from './references.ts';
 
 export const DEFAULT_SECRETS_DIR = '/run/secrets';
 export const DEFAULT_FILE_MODE = 0o400;
@@ -63,17 +62,9 @@ export function planSecrets(
 ): SecretPlan {
   const services = (model.services ?? {}) as Record<string, Json>;
   const xdsoKeys = [...xdso.keys()].sort();
-  for (const key of xdsoKeys) {
-    const name = xdso.get(key)!;
-    try {
-      validateSecretName(name);
-    } catch (e) {
-      if (e instanceof DsoError) {
-        throw new DsoError('INVALID_REFERENCE', `secrets.${key}: x-dso "${name}" is not a valid secret name: ${e.message}`, { hint: e.hint });
-      }
-      throw e;
-    }
-  }
+  // x-dso values are secret ids (a vault name or PROVIDER:PATH#KEY); plans use their canonical form.
+  const xdsoIds = new Map<string, string>();
+  for (const key of xdsoKeys) xdsoIds.set(key, parseSecretId(xdso.get(key)!, `secrets.${key} (x-dso)`).id);
   const plans: ServicePlan[] = [];
   for (const service of Object.keys(services).sort()) {
     const def = services[service]!;
@@ -88,7 +79,7 @@ export function planSecrets(
       } else {
         files.push({
           name: ref.name,
-          path: posix.join(DEFAULT_SECRETS_DIR, ref.name),
+          path: defaultFilePath(DEFAULT_SECRETS_DIR, ref),
           uid: ref.file.uid ?? owner.uid,
           gid: ref.file.gid ?? ref.file.uid ?? owner.gid,
           mode: ref.file.mode ?? DEFAULT_FILE_MODE,
@@ -97,7 +88,7 @@ export function planSecrets(
       }
     }
     for (const use of serviceSecrets(def.secrets)) {
-      const name = xdso.get(use.source);
+      const name = xdsoIds.get(use.source);
       if (name === undefined) continue;
       const target = use.target ?? use.source;
       const path = target.startsWith('/') ? posix.normalize(target) : posix.join(DEFAULT_SECRETS_DIR, target);

@@ -11,6 +11,8 @@ import { findCompose, loadProject, runWithModel, type LoadedProject } from './co
 import { planSecrets, type SecretPlan } from './plan.ts';
 import { renderModel } from './rewrite.ts';
 import { tracer } from '../observe/trace.ts';
+import type { ProviderSet, Wanted } from '../providers/resolver.ts';
+import { secretIdFromCanonical } from './references.ts';
 
 /** Compose commands that create containers, and so need secret values. */
 const CREATING = new Set(['up', 'create', 'run']);
@@ -61,26 +63,37 @@ async function createWithSecrets(
     trace.phase('engine ping, image users');
   }
 
+  const wanted = wantedSecrets(plan);
+  const local = [...wanted.values()].filter((w) => w.id.provider === undefined);
+  const remote = [...wanted.values()].filter((w) => w.id.provider !== undefined);
+  // dso.yaml is read and checked before the passphrase is asked, like the engine.
+  const providers = remote.length > 0 ? await openProviders(cli, remote) : undefined;
+
   const values = new Map<string, SecretBytes>();
   let delivery: Awaited<ReturnType<typeof import('../docker/secret-volumes.ts').deliverFiles>>;
   let model: Uint8Array | undefined;
   try {
-    if (names.length > 0) {
+    if (providers) {
+      const { resolveProviderSecrets } = await import('../providers/resolver.ts');
+      for (const [id, value] of await resolveProviderSecrets(providers, remote, { consequence: 'nothing was started' })) values.set(id, value);
+      trace.phase('providers resolved');
+    }
+    if (local.length > 0) {
       const vault = await openVault(cli, opts.passphraseFile);
       try {
-        const missing = missingSecrets(plan, (n) => vault.has(n));
+        const missing = missingSecrets(plan, (n) => wanted.get(n)?.id.provider !== undefined || vault.has(n));
         if (missing.length > 0) {
           throw new DsoError('SECRET_NOT_FOUND', `${missing.length === 1 ? 'a secret is' : `${missing.length} secrets are`} not in the local vault; nothing was started:\n${missing.map((m) => `    ${m}`).join('\n')}`, {
             hint: `store ${missing.length === 1 ? 'it' : 'them'} with \`${cli.prog} secret set NAME\`, or fix the name in the compose file`,
           });
         }
-        for (const n of names) values.set(n, vault.get(n));
+        for (const w of local) values.set(w.id.id, vault.get(w.id.id));
       } finally {
         vault.close();
       }
       trace.phase('vault open and read');
-      info(cli, `Resolved ${names.length} secret${names.length === 1 ? '' : 's'} from the local vault for project ${project.name}`);
     }
+    if (names.length > 0) info(cli, resolvedSummary(project.name, local.length, remote));
     warnEnvironmentSecrets(cli, plan);
     const value = (n: string) => values.get(n)!.expose();
     // Render before delivering files: a value that cannot be an environment variable fails here,
@@ -95,6 +108,8 @@ async function createWithSecrets(
   } catch (e) {
     wipeAll(model, ...values.values());
     throw e;
+  } finally {
+    await providers?.close();
   }
   wipeAll(...values.values());
 
@@ -124,6 +139,53 @@ async function withImageOwners(plan: SecretPlan, project: LoadedProject, engine:
   }
   if (users.size === 0) return plan;
   return planSecrets(project.model, project.xdso, project.name, { imageUser: (s) => users.get(s) });
+}
+
+/** Every secret the plan needs, by canonical id, with where each is used. */
+function wantedSecrets(plan: SecretPlan): Map<string, Wanted> {
+  const out = new Map<string, Wanted>();
+  const use = (name: string, where: string) => {
+    const w = out.get(name) ?? { id: secretIdFromCanonical(name), uses: [] };
+    w.uses.push(where);
+    out.set(name, w);
+  };
+  for (const s of plan.services) {
+    for (const e of s.env) use(e.name, `service "${s.service}", variable ${e.variable}`);
+    for (const f of s.files) use(f.name, `service "${s.service}", ${f.variable ? `variable ${f.variable}` : `secret ${f.secretKey}`}`);
+  }
+  return out;
+}
+
+/** The providers of dso.yaml, checked; an error names the references that needed them. */
+async function openProviders(cli: Cli, remote: Wanted[]): Promise<ProviderSet> {
+  const { findConfigPath, configCandidates } = await import('../config/find.ts');
+  const path = findConfigPath(cli.env, cli.cwd);
+  const used = remote.map((w) => `    ${w.id.id} (${w.uses.join('; ')})`).join('\n');
+  if (path === undefined) {
+    throw new DsoError('CONFIG_NOT_FOUND', `the compose file uses provider secrets, and no dso.yaml configures providers (looked for ${configCandidates(cli.env, cli.cwd).join(' and ')}); nothing was started:\n${used}`, {
+      hint: 'describe the providers in dso.yaml (see docs/providers.md), or set DSO_CONFIG to its path',
+    });
+  }
+  const { loadConfig } = await import('../config/load.ts');
+  const { ProviderSet } = await import('../providers/resolver.ts');
+  const config = await loadConfig(path);
+  const verbose = cli.env.DSO_TRACE === '1';
+  return new ProviderSet(config, {
+    env: cli.env,
+    log: (level, message) => {
+      if (level === 'warn') warn(cli, message);
+      else if (verbose) cli.stderr.write(`[dso] ${message}\n`);
+    },
+  });
+}
+
+function resolvedSummary(project: string, localCount: number, remote: Wanted[]): string {
+  const total = localCount + remote.length;
+  const from = [
+    ...(localCount > 0 ? [`${localCount} from the local vault`] : []),
+    ...[...new Set(remote.map((w) => w.id.provider!))].sort().map((p) => `${remote.filter((w) => w.id.provider === p).length} from ${p}`),
+  ];
+  return `Resolved ${total} secret${total === 1 ? '' : 's'} for project ${project} (${from.join(', ')})`;
 }
 
 function missingSecrets(plan: SecretPlan, has: (name: string) => boolean): string[] {

@@ -215,6 +215,12 @@ export class LocalVault {
     return this.#change((records) => records.delete(name));
   }
 
+  /** Re-reads the file, picking up what other processes changed since open, with the key already derived. */
+  async reload(): Promise<void> {
+    this.#assertOpen();
+    await this.#change(() => false);
+  }
+
   /** Wipes the key, the passphrase copy and the decrypted plaintext. Safe to call twice. */
   close(): void {
     if (this.#closed) return;

@@ -1,0 +1,18 @@
+// Which dso.yaml applies: $DSO_CONFIG when set, else /etc/dso/dso.yaml (the host's, as the seed
+// documents), else ./dso.yaml in the working directory.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const SYSTEM_CONFIG_PATH = '/etc/dso/dso.yaml';
+
+export function configCandidates(env: Readonly<Record<string, string | undefined>>, cwd: string): string[] {
+  if (env.DSO_CONFIG) return [resolve(cwd, env.DSO_CONFIG)];
+  return [SYSTEM_CONFIG_PATH, join(cwd, 'dso.yaml')];
+}
+
+/** The first candidate that exists, or undefined. $DSO_CONFIG is returned even when missing, so its absence is an error. */
+export function findConfigPath(env: Readonly<Record<string, string | undefined>>, cwd: string): string | undefined {
+  const candidates = configCandidates(env, cwd);
+  if (env.DSO_CONFIG) return candidates[0];
+  return candidates.find((p) => existsSync(p));
+}

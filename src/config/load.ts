@@ -1,0 +1,114 @@
+// Loading dso.yaml: YAML parsed with positions, every section validated with valibot, and every
+// problem reported as FILE:LINE:COLUMN, the key's path and the form expected, never the value
+// found there (a misplaced secret must not end up in a terminal or a log).
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { DsoError } from '../errors.ts';
+import { providersSection, type ProviderSettings } from './providers.ts';
+import { parseSize, SIZE_FORM } from './units.ts';
+
+export interface DsoConfig {
+  /** The file it came from, for messages. */
+  path: string;
+  providers: Map<string, ProviderSettings>;
+  /** agent.cache.max_secret_size: the largest value DSO accepts from any provider. */
+  maxSecretBytes: number;
+}
+
+/** The default and ceiling of a secret's size, the seed's max_secret_size (10 MiB). */
+export const DEFAULT_MAX_SECRET_BYTES = 10 * 1024 * 1024;
+
+export interface ConfigProblem {
+  /** Dotted key path, like providers.vault.auth.method. */
+  path: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+/** Reads and validates `path`. Throws CONFIG_NOT_FOUND or CONFIG_INVALID (all problems listed). */
+export async function loadConfig(path: string): Promise<DsoConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DsoError('CONFIG_NOT_FOUND', `no configuration file at ${path}`, { hint: 'create it (see docs/providers.md) or point DSO_CONFIG at yours' });
+    throw new DsoError('CONFIG_INVALID', `cannot read ${path}: ${code ?? 'error'}`, { hint: 'check the file\'s permissions' });
+  }
+  return parseConfig(text, path);
+}
+
+/** Validates the text of a dso.yaml; `path` is only used in messages. */
+export async function parseConfig(text: string, path: string): Promise<DsoConfig> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const problems: ConfigProblem[] = [];
+  for (const err of doc.errors) {
+    const pos = lines.linePos(err.pos[0]);
+    // YAML's own messages can quote the offending text: keep only the kind of error.
+    problems.push({ path: '', line: pos.line, column: pos.col, message: `YAML syntax error (${err.code.toLowerCase().replaceAll('_', ' ')})` });
+  }
+  if (problems.length > 0) throw invalid(path, problems);
+
+  const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const locate = (keys: ReadonlyArray<string | number>) => position(doc, lines, keys);
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+    throw invalid(path, [{ path: '', line: 1, column: 1, message: 'the file must be a mapping with keys like providers: and agent:' }]);
+  }
+  const top = root as Record<string, unknown>;
+  for (const key of Object.keys(top)) {
+    if (!['providers', 'agent', 'defaults'].includes(key)) {
+      problems.push({ path: key, ...locate([key]), message: `unknown top-level key; the keys are providers, agent and defaults` });
+    }
+  }
+
+  const providers = await providersSection(top.providers, (keys, message) => problems.push({ path: keys.join('.'), ...locate(keys), message }));
+  const maxSecretBytes = readMaxSecretSize(top.agent, (keys, message) => problems.push({ path: keys.join('.'), ...locate(keys), message }));
+  if (problems.length > 0) throw invalid(path, problems);
+  return { path, providers, maxSecretBytes };
+}
+
+function readMaxSecretSize(agent: unknown, report: (keys: string[], message: string) => void): number {
+  const raw = (agent as { cache?: { max_secret_size?: unknown } } | undefined)?.cache?.max_secret_size;
+  if (raw === undefined) return DEFAULT_MAX_SECRET_BYTES;
+  const bytes = typeof raw === 'string' ? parseSize(raw) : typeof raw === 'number' && Number.isSafeInteger(raw) ? raw : undefined;
+  if (bytes === undefined || bytes <= 0) {
+    report(['agent', 'cache', 'max_secret_size'], `expected ${SIZE_FORM}`);
+    return DEFAULT_MAX_SECRET_BYTES;
+  }
+  return bytes;
+}
+
+/** Line and column (1-based) of the node at `keys`, else of the nearest ancestor that exists. */
+function position(doc: Document, lines: LineCounter, keys: ReadonlyArray<string | number>): { line?: number; column?: number } {
+  for (let n = keys.length; n >= 0; n--) {
+    const path = keys.slice(0, n);
+    let node: Node | null | undefined;
+    if (path.length === 0) node = doc.contents as Node | null;
+    else {
+      // For a key, point at the key itself rather than its value.
+      const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === path[path.length - 1]);
+        node = (pair?.key as Node | undefined) ?? undefined;
+      } else {
+        node = doc.getIn(path, true) as Node | undefined;
+      }
+    }
+    const start = node?.range?.[0];
+    if (start !== undefined) {
+      const pos = lines.linePos(start);
+      return { line: pos.line, column: pos.col };
+    }
+  }
+  return {};
+}
+
+function invalid(path: string, problems: ConfigProblem[]): DsoError {
+  const sorted = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  const lines = sorted.map((p) => `  ${path}${p.line === undefined ? '' : `:${p.line}:${p.column}`}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+  return new DsoError('CONFIG_INVALID', `${path} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, {
+    hint: 'fix the lines above; docs/providers.md describes every key',
+  });
+}
