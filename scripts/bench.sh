@@ -11,3 +11,4 @@ export DSO_BIN="$PWD/dist/dso-linux-$arch"
 source scripts/test-env.sh
 trap '[[ "${DSO_TEST_KEEP_ENGINE:-0}" == 1 ]] || dso_test_env_down' EXIT
 node_modules/.bin/bun test/bench/local-mode.ts
+node_modules/.bin/bun test/bench/providers.ts
