@@ -2,7 +2,7 @@
 // `dsofile://ID[?uid=U&gid=G&mode=0400]` (a file in RAM-backed storage; the variable gets its path),
 // where ID is a local vault name (`app/db_password`) or a provider reference
 // `PROVIDER:PATH[#KEY]` (`vault:database/creds#password`), optionally pinned with `?version=V`.
-// The grammar is documented in docs/references.md.
+// The grammar is documented in docs/providers.md (References).
 import { DsoError } from '../errors.ts';
 import { validateSecretName } from '../vault/names.ts';
 
