@@ -11,4 +11,9 @@ Secret references in \`environment\` (map or list form):
                                         the value is a file in RAM at /run/secrets/NAME, and the
                                         variable holds that path
 And the Compose-native form: a top-level secret with \`x-dso: NAME\`, used through a
-service's \`secrets:\` list (target, uid, gid and mode are honoured).`;
+service's \`secrets:\` list (target, uid, gid and mode are honoured).
+
+NAME is a local vault name (app/db_password), or PROVIDER:PATH[#KEY] for a provider
+configured in dso.yaml ($DSO_CONFIG, /etc/dso/dso.yaml or ./dso.yaml), for example
+dso://vault:database/url or dsofile://aws:prod/db#password; ?version=V pins a version.
+See docs/providers.md.`;
