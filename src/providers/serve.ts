@@ -106,3 +106,19 @@ export function serveProvider(channel: Channel, modules: ProviderModules, env: R
     }
   });
 }
+
+/** Runs the provider loop in the current Worker: the whole of a Worker entrypoint. */
+export function serveInWorker(modules: ProviderModules): void {
+  const port = globalThis as unknown as { postMessage(m: unknown, transfer: ArrayBuffer[]): void; onmessage: ((e: MessageEvent) => void) | null };
+  serveProvider(
+    {
+      send: (message, transfer) => port.postMessage(message, transfer ?? []),
+      onMessage: (handler) => {
+        port.onmessage = (event) => handler(event.data);
+      },
+      exit: (code) => process.exit(code),
+    },
+    modules,
+    process.env,
+  );
+}
