@@ -38,7 +38,7 @@ export const createProvider: CreateProvider<LocalConfig> = async (config, ctx) =
         throw new ProviderError('too_large', `secret ${name} is ${secret.length} bytes, over the ${options.maxBytes}-byte limit`);
       }
       // A fresh buffer the caller owns; the SecretBytes copy is ours to drop.
-      const value = secret.expose().slice();
+      const value = new Uint8Array(secret.expose());
       secret.wipe();
       return { value };
     },
@@ -60,7 +60,7 @@ function readPassphrase(config: LocalConfig, env: Readonly<Record<string, string
     return new TextEncoder().encode(value);
   }
   try {
-    return passphraseFromFileContent(new Uint8Array(readFileSync(config.passphrase_file!)));
+    return passphraseFromFileContent(readFileSync(config.passphrase_file!));
   } catch (e) {
     throw new ProviderError('config', `cannot read the passphrase file ${config.passphrase_file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }

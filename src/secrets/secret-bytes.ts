@@ -12,7 +12,8 @@ export class SecretBytes {
   }
 
   static copyOf(bytes: Uint8Array): SecretBytes {
-    return new SecretBytes(bytes.slice());
+    // new Uint8Array(x) copies; a Buffer's slice() would not.
+    return new SecretBytes(new Uint8Array(bytes));
   }
 
   get length(): number {

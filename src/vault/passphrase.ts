@@ -6,7 +6,9 @@ export function passphraseFromFileContent(raw: Uint8Array): Uint8Array {
   let end = raw.indexOf(0x0a);
   if (end === -1) end = raw.length;
   if (end > 0 && raw[end - 1] === 0x0d) end--;
-  const pass = raw.slice(0, end);
+  // A copy: on a Node Buffer (what readFileSync returns) slice() is a view, and wiping `raw`
+  // would wipe the passphrase too.
+  const pass = new Uint8Array(raw.subarray(0, end));
   raw.fill(0);
   return pass;
 }

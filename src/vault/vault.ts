@@ -124,7 +124,7 @@ export class LocalVault {
       wipeAll(key, plaintext);
       throw error;
     }
-    return new LocalVault(path, passphrase.slice(), keys, plaintext, pickOptions(opts));
+    return new LocalVault(path, new Uint8Array(passphrase), keys, plaintext, pickOptions(opts));
   }
 
   /** Reads, checks and decrypts. Throws VAULT_NOT_FOUND (hint: run `docker dso init`), or the format errors. */
@@ -135,7 +135,7 @@ export class LocalVault {
     let passphraseCopy: Uint8Array | undefined;
     try {
       plaintext = unseal(path, keys.key, parsed);
-      passphraseCopy = passphrase.slice();
+      passphraseCopy = new Uint8Array(passphrase);
       return new LocalVault(path, passphraseCopy, keys, plaintext, pickOptions(opts));
     } catch (error) {
       wipeAll(keys.key, plaintext, passphraseCopy);
@@ -188,7 +188,7 @@ export class LocalVault {
       );
     }
     // Copied now, not when the lock is granted: the caller may reuse its buffer as soon as we return a promise.
-    const own = value.slice();
+    const own = new Uint8Array(value); // a copy even when `value` is a Buffer (whose slice() is a view)
     try {
       await this.#change((records) => {
         const now = (this.#options.now ?? Date.now)();

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOCKER_CONFIG, DSO_BIN, canary, dso, run, sandbox, type Sandbox } from './support.ts';
+import { PASSPHRASE, DOCKER_CONFIG, DSO_BIN, canary, dso, run, sandbox, type Sandbox } from './support.ts';
 
 const ROOT = join(import.meta.dir, '..', '..');
 let sb: Sandbox;
@@ -109,6 +109,24 @@ describe('vault commands', () => {
     expect(rm.code).toBe(0);
     const gone = await dso(home, ['secret', 'get', 'app/one']);
     expect(gone.code).toBe(3);
+  });
+
+  test('a passphrase file holds the same passphrase as DSO_PASSPHRASE, and only it', async () => {
+    // A regression test: the first line of the file was once copied with Buffer.slice (a view)
+    // and then wiped, so every file gave an all-zero passphrase of the same length.
+    const sb = sandbox('passfile');
+    try {
+      writeFileSync(join(sb.dir, 'pass'), `${PASSPHRASE}\nignored second line\n`);
+      writeFileSync(join(sb.dir, 'other'), `${'x'.repeat(PASSPHRASE.length)}\n`);
+      const noEnv = { DSO_PASSPHRASE: '' };
+      expect((await dso(sb, ['init', '--passphrase-file', join(sb.dir, 'pass')], { env: noEnv })).code).toBe(0);
+      expect((await dso(sb, ['secret', 'list'])).code).toBe(0);
+      const other = await dso(sb, ['secret', 'list', '--passphrase-file', join(sb.dir, 'other')], { env: noEnv });
+      expect(other.code).toBe(4);
+      expect((await dso(sb, ['secret', 'list', '--passphrase-file', join(sb.dir, 'pass')], { env: noEnv })).code).toBe(0);
+    } finally {
+      sb.cleanup();
+    }
   });
 
   test('20 concurrent `secret set` of different names keep all 20', async () => {
