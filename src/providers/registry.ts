@@ -9,12 +9,7 @@ interface KindModules {
 }
 
 const KINDS: Record<string, KindModules> = {
-  vault: { definition: () => import('../../providers/vault/config.ts'), client: () => import('../../providers/vault/client.ts') },
-  aws: { definition: () => import('../../providers/aws/config.ts'), client: () => import('../../providers/aws/client.ts') },
-  azure: { definition: () => import('../../providers/azure/config.ts'), client: () => import('../../providers/azure/client.ts') },
-  huawei: { definition: () => import('../../providers/huawei/config.ts'), client: () => import('../../providers/huawei/client.ts') },
   local: { definition: () => import('../../providers/local/config.ts'), client: () => import('../../providers/local/client.ts') },
-  plugin: { definition: () => import('../../providers/plugin/config.ts'), client: () => import('../../providers/plugin/client.ts') },
 };
 
 export const PROVIDER_KINDS: readonly string[] = Object.keys(KINDS).sort();
