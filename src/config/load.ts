@@ -4,8 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { DsoError } from '../errors.ts';
+import * as v from 'valibot';
+import { agentSchema, defaultsSchema, type AgentConfig, type DefaultsConfig } from './agent.ts';
+import { issueProblems, SAFE_MESSAGES } from './issues.ts';
 import { providersSection, type ProviderSettings } from './providers.ts';
-import { parseSize, SIZE_FORM } from './units.ts';
 
 export interface DsoConfig {
   /** The file it came from, for messages. */
@@ -13,6 +15,8 @@ export interface DsoConfig {
   providers: Map<string, ProviderSettings>;
   /** agent.cache.max_secret_size: the largest value DSO accepts from any provider. */
   maxSecretBytes: number;
+  agent: AgentConfig;
+  defaults: DefaultsConfig;
 }
 
 /** The default and ceiling of a secret's size, the seed's max_secret_size (10 MiB). */
@@ -63,21 +67,18 @@ export async function parseConfig(text: string, path: string): Promise<DsoConfig
     }
   }
 
-  const providers = await providersSection(top.providers, (keys, message) => problems.push({ path: keys.join('.'), ...locate(keys), message }));
-  const maxSecretBytes = readMaxSecretSize(top.agent, (keys, message) => problems.push({ path: keys.join('.'), ...locate(keys), message }));
-  if (problems.length > 0) throw invalid(path, problems);
-  return { path, providers, maxSecretBytes };
-}
-
-function readMaxSecretSize(agent: unknown, report: (keys: string[], message: string) => void): number {
-  const raw = (agent as { cache?: { max_secret_size?: unknown } } | undefined)?.cache?.max_secret_size;
-  if (raw === undefined) return DEFAULT_MAX_SECRET_BYTES;
-  const bytes = typeof raw === 'string' ? parseSize(raw) : typeof raw === 'number' && Number.isSafeInteger(raw) ? raw : undefined;
-  if (bytes === undefined || bytes <= 0) {
-    report(['agent', 'cache', 'max_secret_size'], `expected ${SIZE_FORM}`);
-    return DEFAULT_MAX_SECRET_BYTES;
-  }
-  return bytes;
+  const report = (keys: Array<string | number>, message: string) => problems.push({ path: keys.join('.'), ...locate(keys), message });
+  const providers = await providersSection(top.providers, report);
+  const section = <T>(key: string, schema: v.GenericSchema<unknown, T>): T | undefined => {
+    const r = v.safeParse(schema, top[key] ?? {}, SAFE_MESSAGES);
+    if (r.success) return r.output;
+    for (const p of issueProblems(r.issues, [key])) report(p.keys, p.message);
+    return undefined;
+  };
+  const agent = section('agent', agentSchema);
+  const defaults = section('defaults', defaultsSchema);
+  if (problems.length > 0 || !agent || !defaults) throw invalid(path, problems);
+  return { path, providers, maxSecretBytes: agent.cache.max_secret_size, agent, defaults };
 }
 
 /** Line and column (1-based) of the node at `keys`, else of the nearest ancestor that exists. */

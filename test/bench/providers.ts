@@ -2,6 +2,8 @@
 // resolver, with the provider called directly, in a Worker, and in a child process. The test
 // provider answers at once, so the figures are the cost of DSO's side: the boundary, the
 // validation, the copies. Prints a table; `--json` prints JSON instead.
+import { defaultAgentConfig } from '../../src/config/agent.ts';
+import type { DsoConfig } from '../../src/config/load.ts';
 import type { ProviderSettings } from '../../src/config/providers.ts';
 import { parseSecretId } from '../../src/compose/references.ts';
 import { ProviderSet, resolveProviderSecrets, type Wanted } from '../../src/providers/resolver.ts';
@@ -32,7 +34,7 @@ async function direct(): Promise<number> {
 }
 
 async function hosted(isolation: 'worker' | 'process'): Promise<{ firstMs: number; warmMs: number }> {
-  const config = { path: 'bench', providers: new Map([['bench', settings(isolation)]]), maxSecretBytes: 1 << 20 };
+  const config = { path: 'bench', providers: new Map([['bench', settings(isolation)]]), maxSecretBytes: 1 << 20, agent: defaultAgentConfig(), defaults: {} as DsoConfig['defaults'] };
   const set = new ProviderSet(config, { env: {}, hostOverrides: { workerUrl: WORKER, processCommand: PROCESS } });
   try {
     let started = performance.now();

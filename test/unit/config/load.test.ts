@@ -61,7 +61,7 @@ agent:
     max_secret_size: lots
 `);
     expect(msg).toContain('4 problems');
-    expect(msg).toMatch(/dso\.yaml:14:5: agent\.cache\.max_secret_size: expected a size/);
+    expect(msg).toMatch(/dso\.yaml:14:5: agent\.cache\.max_secret_size: max_secret_size must be a size/);
     expect(msg).toMatch(/dso\.yaml:2:3: providers\.mystery: unknown provider kind "mystery"/);
     expect(msg).toMatch(/dso\.yaml:6:5: providers\.home\.isolation: isolation must be worker or process/);
     expect(msg).toMatch(/dso\.yaml:10:5: providers\.other\.timeout: timeout must be a duration/);

@@ -1,0 +1,116 @@
+// The `agent:` and `defaults:` sections of dso.yaml (the seed's schema, plus the settings the
+// agent needs that the seed left implicit: socket, metrics, queue, stale serving, rotation
+// concurrency). Durations and sizes are parsed strictly here, so the rest of DSO sees numbers.
+import * as v from 'valibot';
+import { DURATION_FORM, parseDuration, parseSize, SIZE_FORM } from './units.ts';
+
+const duration = (key: string, min = 1) =>
+  v.pipe(
+    v.string(`${key} must be ${DURATION_FORM}, in quotes or not`),
+    v.check((s) => (parseDuration(s) ?? -1) >= min, `${key} must be ${DURATION_FORM}${min > 0 ? ', above zero' : ''}`),
+    v.transform((s) => parseDuration(s)!),
+  );
+const size = (key: string) =>
+  v.pipe(
+    v.union([v.string(), v.number()], `${key} must be ${SIZE_FORM}`),
+    v.transform((x) => (typeof x === 'number' ? (Number.isSafeInteger(x) ? x : undefined) : parseSize(x))),
+    v.check((n): n is number => n !== undefined && n > 0, `${key} must be ${SIZE_FORM}, above zero`),
+    v.transform((n) => n as number),
+  );
+const integer = (key: string, min: number, max: number) =>
+  v.pipe(v.number(`${key} must be a whole number from ${min} to ${max}`), v.integer(`${key} must be a whole number from ${min} to ${max}`), v.minValue(min, `${key} must be at least ${min}`), v.maxValue(max, `${key} must be at most ${max}`));
+const bool = (key: string) => v.boolean(`${key} must be true or false`);
+const strict = <T extends v.ObjectEntries>(section: string, entries: T) =>
+  v.strictObject(entries, `${section} takes the keys ${Object.keys(entries).join(', ')}`);
+
+export const STRATEGIES = ['rolling', 'restart', 'signal', 'none'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+const SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGWINCH'] as const;
+const strategy = (key: string) => v.picklist(STRATEGIES, `${key} must be one of ${STRATEGIES.join(', ')}`);
+const signal = (key: string) => v.picklist(SIGNALS, `${key} must be one of ${SIGNALS.join(', ')}`);
+
+const socketSchema = strict('agent.socket', {
+  path: v.optional(v.pipe(v.string('path must be an absolute path'), v.startsWith('/', 'path must be an absolute path')), '/var/run/dso.sock'),
+  group: v.optional(v.pipe(v.string('group must be a group name'), v.regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'group must be a group name like dso'))),
+  mode: v.optional(
+    v.pipe(
+      v.string('mode must be octal in quotes, like "0660"'),
+      v.regex(/^0?[0-7]{3}$/, 'mode must be octal in quotes, like "0660"'),
+      v.transform((s) => parseInt(s, 8)),
+      v.check((m) => (m & 0o007) === 0, 'mode must not give access to others (the last digit must be 0)'),
+    ),
+    '0660',
+  ),
+});
+
+const metricsSchema = strict('agent.metrics', {
+  enabled: v.optional(bool('enabled'), true),
+  address: v.optional(v.pipe(v.string('address must be HOST:PORT'), v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'address must be HOST:PORT, like 127.0.0.1:9090')), '127.0.0.1:9090'),
+});
+
+const logSchema = strict('agent.log', {
+  level: v.optional(v.picklist(['debug', 'info', 'warn', 'error'], 'level must be debug, info, warn or error'), 'info'),
+  format: v.optional(v.picklist(['json', 'text'], 'format must be json or text'), 'json'),
+});
+
+const watchSchema = strict('agent.watch', {
+  polling_interval: v.optional(duration('polling_interval'), '5m'),
+  debounce_window: v.optional(duration('debounce_window', 0), '5s'),
+  queue_size: v.optional(integer('queue_size', 1, 1_000_000), 2000),
+  webhook_secret_env: v.optional(v.pipe(v.string('webhook_secret_env must name an environment variable'), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'webhook_secret_env must name an environment variable'))),
+});
+
+const healthSchema = strict('agent.health_check', {
+  timeout: v.optional(duration('timeout'), '30s'),
+  retries: v.optional(integer('retries', 0, 100), 3),
+  interval: v.optional(duration('interval'), '2s'),
+});
+
+const cacheSchema = strict('agent.cache', {
+  ttl: v.optional(duration('ttl'), '1h'),
+  max_cache_size: v.optional(size('max_cache_size'), '100Mi'),
+  max_secret_size: v.optional(size('max_secret_size'), '10Mi'),
+  max_stale: v.optional(duration('max_stale', 0), '24h'),
+});
+
+const rotationSchema = strict('agent.rotation', {
+  strategy: v.optional(strategy('strategy'), 'restart'),
+  timeout: v.optional(duration('timeout'), '30s'),
+  rollback_on_failure: v.optional(bool('rollback_on_failure'), true),
+  concurrency: v.optional(integer('concurrency', 1, 64), 4),
+  jitter: v.optional(duration('jitter', 0), '2s'),
+});
+
+export const agentSchema = v.pipe(
+  strict('agent', {
+    socket: v.optional(socketSchema, {}),
+    metrics: v.optional(metricsSchema, {}),
+    log: v.optional(logSchema, {}),
+    watch: v.optional(watchSchema, {}),
+    health_check: v.optional(healthSchema, {}),
+    cache: v.optional(cacheSchema, {}),
+    rotation: v.optional(rotationSchema, {}),
+  }),
+  v.forward(
+    v.check((a) => a.cache.max_secret_size <= a.cache.max_cache_size, 'max_secret_size must not exceed max_cache_size'),
+    ['cache', 'max_secret_size'],
+  ),
+);
+
+export const defaultsSchema = strict('defaults', {
+  rotation: v.optional(
+    strict('defaults.rotation', {
+      strategy: v.optional(strategy('strategy')),
+      signal: v.optional(signal('signal'), 'SIGHUP'),
+    }),
+    {},
+  ),
+});
+
+export type AgentConfig = v.InferOutput<typeof agentSchema>;
+export type DefaultsConfig = v.InferOutput<typeof defaultsSchema>;
+
+/** The agent settings when dso.yaml has no `agent:` section. */
+export function defaultAgentConfig(): AgentConfig {
+  return v.parse(agentSchema, {});
+}
