@@ -53,6 +53,22 @@ export async function promptHidden(question: string): Promise<Uint8Array> {
   }
 }
 
+/** Asks on the terminal with echo on (a yes/no question); not for secrets. */
+export async function promptLine(question: string): Promise<string> {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    return '';
+  }
+  try {
+    writeSync(fd, question);
+    return new TextDecoder().decode(await readLine(fd));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const MAX_LINE = 1 << 20;
 
 async function readLine(fd: number): Promise<Uint8Array> {

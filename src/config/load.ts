@@ -106,10 +106,17 @@ function position(doc: Document, lines: LineCounter, keys: ReadonlyArray<string 
   return {};
 }
 
+/** CONFIG_INVALID with the problems as data, for `config validate --json`. */
+export class ConfigInvalidError extends DsoError {
+  readonly problems: ConfigProblem[];
+  constructor(message: string, problems: ConfigProblem[], hint: string) {
+    super('CONFIG_INVALID', message, { hint });
+    this.problems = problems;
+  }
+}
+
 function invalid(path: string, problems: ConfigProblem[]): DsoError {
   const sorted = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   const lines = sorted.map((p) => `  ${path}${p.line === undefined ? '' : `:${p.line}:${p.column}`}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
-  return new DsoError('CONFIG_INVALID', `${path} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, {
-    hint: 'fix the lines above; docs/providers.md describes every key',
-  });
+  return new ConfigInvalidError(`${path} is not valid (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, sorted, 'fix the lines above; docs/configuration.md describes every key');
 }

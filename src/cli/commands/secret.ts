@@ -6,23 +6,13 @@ import { wipeAll } from '../../secrets/secret-bytes.ts';
 import { MAX_VALUE_BYTES as MAX_SECRET_BYTES } from '../../vault/format.ts';
 import { validateSecretName } from '../../vault/names.ts';
 import type { Cli } from '../context.ts';
-import { parseFlags, type FlagSpec } from '../flags.ts';
-import { commandHelp, wantsHelp } from '../help.ts';
 import { table } from '../output.ts';
 import { PASSPHRASE_FLAG } from '../passphrase.ts';
 import { promptHidden } from '../prompt.ts';
+import { runSubcommand, type Subcommand } from '../subcommands.ts';
 import { openVault } from '../vault-session.ts';
 
-
-interface Sub {
-  usage: string;
-  summary: string;
-  details?: string;
-  flags: FlagSpec[];
-  run(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number>;
-}
-
-const SUBS: Record<string, Sub> = {
+const SUBS: Record<string, Subcommand> = {
   set: {
     usage: 'secret set NAME [--from-file FILE]',
     summary: 'Store a secret in the local vault (creating or replacing it).',
@@ -61,35 +51,7 @@ terminal unless --reveal is given; redirect or pipe it instead.`,
 const ALIASES: Record<string, string> = { ls: 'list', remove: 'rm', delete: 'rm' };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  const subName = name === undefined ? undefined : (ALIASES[name] ?? name);
-  const sub = subName === undefined ? undefined : SUBS[subName];
-  if (!sub) {
-    if (name === undefined || name === '--help' || name === '-h') {
-      cli.stdout.write(secretHelp(cli));
-      return name === undefined ? 2 : 0;
-    }
-    throw new DsoError('USAGE', `unknown secret command "${name}"`, { hint: `run \`${cli.prog} secret --help\`` });
-  }
-  if (wantsHelp(rest)) {
-    cli.stdout.write(commandHelp({ ...sub, usage: `${cli.prog} ${sub.usage}` }));
-    return 0;
-  }
-  const { flags, positionals } = parseFlags(rest, sub.flags, `secret ${subName}`);
-  return sub.run(cli, flags, positionals);
-}
-
-function secretHelp(cli: Cli): string {
-  const lines = Object.entries(SUBS).map(([n, s]) => `  ${n.padEnd(6)}${s.summary}`);
-  return `Usage: ${cli.prog} secret COMMAND
-
-Manage the secrets of the local vault.
-
-Commands:
-${lines.join('\n')}
-
-Run '${cli.prog} secret COMMAND --help' for more information on a command.
-`;
+  return runSubcommand(cli, argv, { name: 'secret', description: 'Manage the secrets of the local vault.', subs: SUBS, aliases: ALIASES });
 }
 
 function oneName(args: string[], command: string): string {
