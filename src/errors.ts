@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'PROVIDER_NOT_CONFIGURED'
   | 'PROVIDER_FAILED'
+  | 'AGENT_UNREACHABLE'
   | 'INTERNAL';
 
 /** Exit codes are grouped so scripts can tell "you asked wrongly" from "the world is broken". */
@@ -58,6 +59,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   CONFIG_INVALID: 2,
   PROVIDER_NOT_CONFIGURED: 3,
   PROVIDER_FAILED: 10,
+  AGENT_UNREACHABLE: 11,
   INTERNAL: 1,
 };
 

@@ -11,6 +11,9 @@ export interface CacheOptions {
   maxSecretBytes: number;
   maxStaleMs: number;
   now?: () => number;
+  /** Told of every value kept and dropped (the log redactor learns what to scrub). */
+  onStore?(id: string, value: Uint8Array): void;
+  onDrop?(id: string): void;
 }
 
 export interface Fetched {
@@ -108,6 +111,7 @@ export class SecretCache {
     }
     this.#entries.set(id, { value: fetched.value, ...(fetched.version === undefined ? {} : { version: fetched.version }), fetchedAt: this.#now() });
     this.#bytes += fetched.value.length;
+    this.#o.onStore?.(id, fetched.value.expose());
   }
 
   /** Forgets `id`, zeroing its value. */
@@ -116,6 +120,7 @@ export class SecretCache {
     if (!entry) return;
     this.#entries.delete(id);
     this.#bytes -= entry.value.length;
+    this.#o.onDrop?.(id);
     entry.value.wipe();
   }
 

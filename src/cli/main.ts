@@ -13,7 +13,9 @@ export async function main(argv: string[], cli: Omit<Cli, 'prog'>, argv0: string
     return 0;
   }
   const asPlugin = invokedAsPlugin(argv0, argv, cli.env);
-  const args = asPlugin ? argv.slice(1) : argv;
+  // Installed (linked) as `dso-agent`, the binary is the agent: what systemd units run.
+  const asAgent = !asPlugin && (argv0.split('/').pop() ?? '') === 'dso-agent';
+  const args = asPlugin ? argv.slice(1) : asAgent ? ['agent', ...argv] : argv;
   const ctx: Cli = { ...cli, prog: asPlugin ? 'docker dso' : 'dso' };
   try {
     const [name, ...rest] = args;

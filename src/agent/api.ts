@@ -1,0 +1,68 @@
+// The agent's HTTP API, served on its unix socket. Whoever can open the socket may use it (the
+// socket's mode and group are the access control; see docs/agent.md): the API adds no tokens of
+// its own, and so never has any to leak. Secret values leave as raw bytes in length-prefixed
+// frames (src/providers/frames.ts), not as text in JSON.
+import { Hono } from 'hono';
+import * as v from 'valibot';
+import { parseSecretId, type SecretId } from '../compose/references.ts';
+import { DsoError } from '../errors.ts';
+import { encodeFrame } from '../providers/frames.ts';
+import type { AgentService } from './service.ts';
+
+export const FRAMES_TYPE = 'application/vnd.dso.frames';
+const MAX_IDS = 10_000;
+
+const resolveBody = v.object({
+  secrets: v.pipe(v.array(v.pipe(v.string(), v.maxLength(2048))), v.minLength(1), v.maxLength(MAX_IDS)),
+});
+
+const STATUS: Partial<Record<DsoError['code'], 400 | 404 | 409 | 503>> = { USAGE: 400, INVALID_REFERENCE: 400, INVALID_SECRET_NAME: 400, PROVIDER_NOT_CONFIGURED: 404 };
+
+export function createApi(service: AgentService): Hono {
+  const app = new Hono();
+
+  app.use(async (c, next) => {
+    await next();
+    service.metrics.apiRequests.inc({ route: c.req.routePath, status: String(c.res.status) });
+  });
+
+  app.get('/v1/health', (c) => c.json({ status: 'ok' }));
+  app.get('/v1/status', (c) => c.json(service.status()));
+
+  app.post('/v1/resolve', async (c) => {
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new DsoError('USAGE', 'the request body is not JSON');
+    }
+    const body = v.safeParse(resolveBody, raw);
+    if (!body.success) throw new DsoError('USAGE', `the request body must be {"secrets": [1 to ${MAX_IDS} references]}`);
+    const ids: SecretId[] = [...new Set(body.output.secrets)].map((s) => parseSecretId(s, 'request'));
+    const { values, failures } = await service.resolve(ids);
+    const frames: Uint8Array[] = [];
+    for (const r of values) {
+      frames.push(encodeFrame({ type: 'value', id: r.id, stale: r.stale, ...(r.version === undefined ? {} : { version: r.version }), value: r.value.expose() }));
+      r.value.wipe();
+    }
+    for (const f of failures) frames.push(encodeFrame({ type: 'failure', ...f }));
+    frames.push(encodeFrame({ type: 'end', values: values.length, failures: failures.length }));
+    const total = frames.reduce((n, f) => n + f.length, 0);
+    const body2 = new Uint8Array(total);
+    let at = 0;
+    for (const f of frames) {
+      body2.set(f, at);
+      at += f.length;
+      f.fill(0);
+    }
+    return c.body(body2, 200, { 'content-type': FRAMES_TYPE, 'cache-control': 'no-store' });
+  });
+
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.onError((e, c) => {
+    if (e instanceof DsoError) return c.json({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }, STATUS[e.code] ?? 500);
+    service.log.error('API error', { route: c.req.path, error: e });
+    return c.json({ error: { code: 'INTERNAL', message: 'internal error; see the agent log' } }, 500);
+  });
+  return app;
+}

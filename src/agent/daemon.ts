@@ -1,0 +1,171 @@
+// The agent's composition root: reads dso.yaml, builds the logger, cache, provider hosts,
+// metrics and API, serves the unix socket and the metrics port, reloads on SIGHUP and shuts
+// down on SIGTERM (in-flight requests finish, cached values are zeroed, the socket is removed).
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { loadConfig, type DsoConfig } from '../config/load.ts';
+import { DsoError } from '../errors.ts';
+import { createLogger, type Logger } from '../observe/log.ts';
+import { createMetrics } from '../observe/metrics.ts';
+import { Redactor } from '../observe/redact.ts';
+import { ProviderSet } from '../providers/resolver.ts';
+import { VERSION } from '../version.ts';
+import { createApi } from './api.ts';
+import { SecretCache } from './cache.ts';
+import { AgentService } from './service.ts';
+
+export interface AgentOptions {
+  configPath: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Overrides agent.socket.path (tests, several agents on one host). */
+  socketPath?: string;
+  /** Overrides agent.metrics.address; "off" disables the metrics server. */
+  metricsAddress?: string;
+  write(line: Uint8Array): void;
+}
+
+export interface RunningAgent {
+  socketPath: string;
+  metricsUrl?: string;
+  /** Resolves when the agent has stopped. */
+  stopped: Promise<void>;
+  stop(reason: string): Promise<void>;
+  reload(): Promise<boolean>;
+}
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const redactor = new Redactor();
+  let config = await loadConfig(options.configPath);
+  let log: Logger = createLogger({ level: config.agent.log.level, format: config.agent.log.format, redactor, write: options.write });
+  let service = buildService(config, options, redactor, log);
+
+  const socketPath = options.socketPath ?? config.agent.socket.path;
+  await prepareSocket(socketPath);
+  const api = () => createApi(service);
+  let app = api();
+  const server = Bun.serve({ unix: socketPath, fetch: (req) => app.fetch(req) });
+  // The socket is created with the umask's mode: set the documented one at once.
+  chmodSync(socketPath, config.agent.socket.mode);
+  if (config.agent.socket.group !== undefined) chownSync(socketPath, -1, groupId(config.agent.socket.group));
+
+  let metricsServer: ReturnType<typeof Bun.serve> | undefined;
+  const metricsAddress = options.metricsAddress ?? (config.agent.metrics.enabled ? config.agent.metrics.address : 'off');
+  if (metricsAddress !== 'off') {
+    const { hostname, port } = splitAddress(metricsAddress);
+    metricsServer = Bun.serve({
+      hostname,
+      port,
+      fetch: async (req) => {
+        if (new URL(req.url).pathname !== '/metrics') return new Response('see /metrics\n', { status: 404 });
+        const registry = service.metrics.registry;
+        return new Response(redactor.line(await registry.metrics()), { headers: { 'content-type': registry.contentType } });
+      },
+    });
+  }
+
+  const sweeper = setInterval(() => service.cache.sweep(), 60_000);
+  sweeper.unref?.();
+  log.info('Agent started', { version: VERSION, socket: socketPath, metrics: metricsServer ? `http://${metricsServer.hostname}:${metricsServer.port}/metrics` : 'off', providers: [...config.providers.keys()], config: options.configPath });
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string) => {
+    stopping ??= (async () => {
+      log.info('Agent stopping', { reason });
+      clearInterval(sweeper);
+      // Stop accepting; requests in flight finish (their values were fetched already).
+      await server.stop(false);
+      metricsServer?.stop(true);
+      await service.close();
+      try {
+        unlinkSync(socketPath);
+      } catch {}
+      log.info('Agent stopped');
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  const reload = async (): Promise<boolean> => {
+    let next: DsoConfig;
+    try {
+      next = await loadConfig(options.configPath);
+    } catch (e) {
+      log.error('Configuration reload failed; keeping the running configuration', { reason: e instanceof Error ? e.message : String(e) });
+      return false;
+    }
+    const old = service;
+    config = next;
+    log = createLogger({ level: next.agent.log.level, format: next.agent.log.format, redactor, write: options.write });
+    service = buildService(next, options, redactor, log);
+    app = api();
+    await old.close();
+    log.info('Configuration reloaded', { providers: [...next.providers.keys()] });
+    return true;
+  };
+
+  return {
+    socketPath,
+    ...(metricsServer ? { metricsUrl: `http://${metricsServer.hostname}:${metricsServer.port}/metrics` } : {}),
+    stopped,
+    stop,
+    reload,
+  };
+}
+
+function buildService(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger): AgentService {
+  const c = config.agent.cache;
+  const cache = new SecretCache({
+    ttlMs: c.ttl,
+    maxBytes: c.max_cache_size,
+    maxSecretBytes: c.max_secret_size,
+    maxStaleMs: c.max_stale,
+    onStore: (id, value) => redactor.remember(id, value),
+    onDrop: (id) => redactor.forget(id),
+  });
+  const providerLog = log.child({ component: 'provider' });
+  const providers = new ProviderSet(config, {
+    env: options.env,
+    log: (level, message) => providerLog[level](message),
+  });
+  const metrics = createMetrics({ version: VERSION, cacheStats: () => cache.stats() });
+  return new AgentService(config, providers, cache, metrics, log, VERSION);
+}
+
+/** Removes a socket file left by an agent that died; refuses to start beside a live one. */
+async function prepareSocket(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (!existsSync(path)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (alive) {
+    throw new DsoError('REFUSED', `another agent is already serving ${path}`, { hint: 'stop it first (`docker dso system stop`), or give this one another agent.socket.path' });
+  }
+  unlinkSync(path);
+}
+
+function groupId(name: string): number {
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
+  const gid = line === undefined ? NaN : Number(line.split(':')[2]);
+  if (!Number.isInteger(gid)) {
+    throw new DsoError('CONFIG_INVALID', `agent.socket.group: there is no group "${name}" on this host`, { hint: `create it (groupadd ${name}) or change agent.socket.group` });
+  }
+  return gid;
+}
+
+function splitAddress(address: string): { hostname: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { hostname: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
