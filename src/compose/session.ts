@@ -67,12 +67,17 @@ async function createWithSecrets(
   const local = [...wanted.values()].filter((w) => w.id.provider === undefined);
   const remote = [...wanted.values()].filter((w) => w.id.provider !== undefined);
   // dso.yaml is read and checked before the passphrase is asked, like the engine.
-  const providers = remote.length > 0 ? await openProviders(cli, remote) : undefined;
+  const mode = remote.length > 0 ? await modeFor(cli) : undefined;
+  const providers = mode?.mode === 'local' ? await openProviders(cli, remote) : undefined;
 
   const values = new Map<string, SecretBytes>();
   let delivery: Awaited<ReturnType<typeof import('../docker/secret-volumes.ts').deliverFiles>>;
   let model: Uint8Array | undefined;
   try {
+    if (mode?.mode === 'cloud') {
+      for (const [id, value] of await resolveThroughAgent(cli, remote)) values.set(id, value);
+      trace.phase('agent resolved');
+    }
     if (providers) {
       const { resolveProviderSecrets } = await import('../providers/resolver.ts');
       for (const [id, value] of await resolveProviderSecrets(providers, remote, { consequence: 'nothing was started' })) values.set(id, value);
@@ -154,6 +159,39 @@ function wantedSecrets(plan: SecretPlan): Map<string, Wanted> {
     for (const f of s.files) use(f.name, `service "${s.service}", ${f.variable ? `variable ${f.variable}` : `secret ${f.secretKey}`}`);
   }
   return out;
+}
+
+async function modeFor(cli: Cli): Promise<import('../config/mode.ts').ModeDecision> {
+  const { detectMode } = await import('../config/mode.ts');
+  const { join } = await import('node:path');
+  const decision = detectMode(cli.env, { localConfig: join(cli.cwd, 'dso.yaml') });
+  for (const w of decision.warnings) warn(cli, w);
+  return decision;
+}
+
+/** Cloud Mode: the agent resolves provider references; failures are listed as in Local Mode. */
+async function resolveThroughAgent(cli: Cli, remote: Wanted[]): Promise<Map<string, SecretBytes>> {
+  const { agentResolve } = await import('../agent/client.ts');
+  const { agentSocketPath } = await import('../config/find.ts');
+  const { failureError } = await import('../providers/resolver.ts');
+  const socket = await agentSocketPath(cli.env);
+  const got = await agentResolve(socket, remote.map((w) => w.id.id));
+  const values = new Map<string, SecretBytes>();
+  for (const [id, v] of got.values) {
+    values.set(id, v.value);
+    if (v.stale) warn(cli, `${id}: the agent served a cached value; its provider is unavailable`);
+  }
+  const byId = new Map(remote.map((w) => [w.id.id, w]));
+  const missing = remote.filter((w) => !values.has(w.id.id) && !got.failures.some((f) => f.id === w.id.id));
+  const failures = [
+    ...got.failures.filter((f) => byId.has(f.id)).map((f) => ({ wanted: byId.get(f.id)!, provider: byId.get(f.id)!.id.provider!, kind: f.kind, message: f.message })),
+    ...missing.map((w) => ({ wanted: w, provider: w.id.provider!, kind: 'internal', message: 'the agent did not answer for it' })),
+  ];
+  if (failures.length > 0) {
+    wipeAll(...values.values());
+    throw failureError(failures, 'nothing was started');
+  }
+  return values;
 }
 
 /** The providers of dso.yaml, checked; an error names the references that needed them. */

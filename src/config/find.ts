@@ -16,3 +16,14 @@ export function findConfigPath(env: Readonly<Record<string, string | undefined>>
   if (env.DSO_CONFIG) return candidates[0];
   return candidates.find((p) => existsSync(p));
 }
+
+export const DEFAULT_AGENT_SOCKET = '/var/run/dso.sock';
+
+/** The agent's socket: $DSO_AGENT_SOCKET, else agent.socket.path of /etc/dso/dso.yaml, else the default. */
+export async function agentSocketPath(env: Readonly<Record<string, string | undefined>>): Promise<string> {
+  if (env.DSO_AGENT_SOCKET) return env.DSO_AGENT_SOCKET;
+  const path = env.DSO_CONFIG || SYSTEM_CONFIG_PATH;
+  if (!existsSync(path)) return DEFAULT_AGENT_SOCKET;
+  const { loadConfig } = await import('./load.ts');
+  return (await loadConfig(path)).agent.socket.path;
+}

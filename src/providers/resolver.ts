@@ -125,7 +125,7 @@ export async function resolveProviderSecrets(set: ProviderSet, wanted: Wanted[],
 
   if (failures.length > 0) {
     wipeAll(...values.values());
-    throw providerFailure(failures, options.consequence);
+    throw failureError(failures.map((f) => ({ wanted: f.wanted, provider: f.provider, kind: f.error.kind, message: f.error.message })), options.consequence);
   }
   return values;
 }
@@ -149,11 +149,19 @@ const HINTS: Partial<Record<ProviderErrorKind, string>> = {
   invalid_response: 'the backend answered something unexpected: check its address and version',
 };
 
-function providerFailure(failures: Array<{ wanted: Wanted; provider: string; error: ProviderError }>, consequence?: string): DsoError {
-  const lines = failures
+export interface Failure {
+  wanted: Wanted;
+  provider: string;
+  kind: ProviderErrorKind | string;
+  message: string;
+}
+
+/** One error listing every failed reference, with where it is used and a hint per kind of failure. */
+export function failureError(failures: Failure[], consequence?: string): DsoError {
+  const lines = [...failures]
     .sort((a, b) => a.wanted.id.id.localeCompare(b.wanted.id.id))
-    .map((f) => `    ${f.wanted.id.id} (${f.wanted.uses.join('; ')}): ${f.error.kind.replaceAll('_', ' ')}: ${f.error.message}`);
-  const kinds = [...new Set(failures.map((f) => f.error.kind))];
-  const hint = kinds.map((k) => HINTS[k]).filter(Boolean).join('; ') || 'see the messages above';
+    .map((f) => `    ${f.wanted.id.id} (${f.wanted.uses.join('; ')}): ${f.kind.replaceAll('_', ' ')}: ${f.message}`);
+  const kinds = [...new Set(failures.map((f) => f.kind))];
+  const hint = kinds.map((k) => HINTS[k as ProviderErrorKind]).filter(Boolean).join('; ') || 'see the messages above';
   return new DsoError('PROVIDER_FAILED', `${failures.length === 1 ? 'a secret' : `${failures.length} secrets`} could not be read from ${[...new Set(failures.map((f) => f.provider))].join(', ')}${consequence ? `; ${consequence}` : ''}:\n${lines.join('\n')}`, { hint });
 }

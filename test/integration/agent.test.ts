@@ -1,0 +1,145 @@
+// The compiled agent: it serves its socket with the documented mode, answers status and
+// metrics, resolves for `docker dso up` in Cloud Mode (the CLI holds no provider credential),
+// reloads on SIGHUP, refuses a second agent on the same socket, replaces a stale socket, and on
+// SIGTERM stops and removes its socket.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DSO_BIN, canary, dockerOk, dso, run, sandbox, writeFiles, type Sandbox } from './support.ts';
+
+const TOKEN = canary('agent-token');
+const AGENT_PASS = 'agent-only-passphrase-123';
+let sb: Sandbox;
+let agent: ReturnType<typeof Bun.spawn>;
+let socket: string;
+let metricsUrl: string;
+const logs: string[] = [];
+
+function config(extra = ''): string {
+  return `providers:
+  home:
+    type: local
+    path: ${join(sb.dir, 'agent-vault', 'vault.enc')}
+    passphrase_env: AGENT_VAULT_PASS
+${extra}`;
+}
+
+async function startAgent(configPath: string, sock: string): Promise<{ proc: ReturnType<typeof Bun.spawn>; metrics: string }> {
+  const proc = Bun.spawn([DSO_BIN, 'agent', '--config', configPath, '--socket', sock, '--metrics-address', '127.0.0.1:0'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENT_VAULT_PASS: AGENT_PASS },
+    stdout: 'ignore',
+    stderr: 'pipe',
+  });
+  let metrics = '';
+  const reader = (async () => {
+    const decoder = new TextDecoder();
+    let rest = '';
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
+      rest += decoder.decode(chunk, { stream: true });
+      const lines = rest.split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) {
+        logs.push(l);
+        const m = /"metrics":"(http:[^"]+)"/.exec(l);
+        if (m) metrics = m[1]!;
+      }
+    }
+  })();
+  void reader;
+  for (let i = 0; i < 100 && !(existsSync(sock) && metrics); i++) await Bun.sleep(50);
+  expect(existsSync(sock)).toBe(true);
+  return { proc, metrics };
+}
+
+beforeAll(async () => {
+  sb = sandbox('agent');
+  // The agent's own vault, with its own passphrase the CLI never sees.
+  const agentHome = { ...sb, env: { ...sb.env, DSO_HOME: join(sb.dir, 'agent-vault'), DSO_PASSPHRASE: AGENT_PASS } };
+  expect((await dso(agentHome, ['init'])).code).toBe(0);
+  expect((await dso(agentHome, ['secret', 'set', 'app/token'], { input: TOKEN })).code).toBe(0);
+  writeFileSync(join(sb.dir, 'agent.yaml'), config());
+  socket = join(sb.dir, 'run', 'dso.sock');
+  const started = await startAgent(join(sb.dir, 'agent.yaml'), socket);
+  agent = started.proc;
+  metricsUrl = started.metrics;
+});
+
+afterAll(async () => {
+  agent?.kill('SIGKILL');
+  sb.cleanup();
+});
+
+describe('dso agent', () => {
+  test('the socket has mode 0660 and answers status', async () => {
+    expect(statSync(socket).mode & 0o777).toBe(0o660);
+    const status = (await (await fetch('http://agent/v1/status', { unix: socket } as RequestInit)).json()) as any;
+    expect(status).toMatchObject({ mode: 'cloud', providers: [{ name: 'home', kind: 'local' }] });
+  });
+
+  test('docker dso up in Cloud Mode resolves through the agent', async () => {
+    const project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+    writeFiles(sb.dir, {
+      'compose.yaml': `services:\n  app:\n    image: dso-test/busybox:latest\n    init: true\n    command: ["sleep", "3600"]\n    environment:\n      TOKEN_FILE: dsofile://home:app/token\n`,
+    });
+    // The CLI has neither the provider's passphrase nor a vault: only the agent can answer.
+    const env = { DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket, DSO_PASSPHRASE: '' };
+    try {
+      const up = await dso(sb, ['up', '-d'], { env });
+      expect(up.code, up.stderr).toBe(0);
+      expect(await dockerOk(['exec', `${project}-app-1`, 'sh', '-c', 'cat "$TOKEN_FILE"'])).toBe(TOKEN);
+      expect(up.stderr).not.toContain(TOKEN);
+    } finally {
+      await dso(sb, ['down', '-t', '1'], { env });
+    }
+    const missing = await dso(sb, ['up', '-d'], { env: { ...env, DSO_AGENT_SOCKET: join(sb.dir, 'no.sock') } });
+    expect(missing.code).toBe(11);
+    expect(missing.stderr).toContain('cannot reach the DSO agent');
+  });
+
+  test('metrics are served, with the documented names and no value', async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    expect(text).toContain('dso_cache_entries');
+    expect(text).toContain('dso_provider_request_duration_seconds_count{provider="home",method="get"}');
+    expect(text).not.toContain(TOKEN);
+  });
+
+  test('logs are JSON lines without the value', () => {
+    expect(logs.length).toBeGreaterThan(0);
+    for (const l of logs) expect(() => JSON.parse(l)).not.toThrow();
+    expect(logs.join('\n')).not.toContain(TOKEN);
+  });
+
+  test('SIGHUP reloads; an invalid file is refused and the running configuration kept', async () => {
+    writeFileSync(join(sb.dir, 'agent.yaml'), 'providers: [not, a, map]\n');
+    agent.kill('SIGHUP');
+    await Bun.sleep(300);
+    expect(logs.some((l) => l.includes('Configuration reload failed'))).toBe(true);
+    writeFileSync(join(sb.dir, 'agent.yaml'), config());
+    agent.kill('SIGHUP');
+    for (let i = 0; i < 40 && !logs.some((l) => l.includes('Configuration reloaded')); i++) await Bun.sleep(50);
+    expect(logs.some((l) => l.includes('Configuration reloaded'))).toBe(true);
+    const status = await fetch('http://agent/v1/status', { unix: socket } as RequestInit);
+    expect(status.status).toBe(200);
+  });
+
+  test('a second agent on the same socket is refused', async () => {
+    const r = await run([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off'], { env: { PATH: process.env.PATH ?? '' } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('another agent is already serving');
+  });
+
+  test('SIGTERM stops it and removes the socket; a stale socket is then replaced', async () => {
+    agent.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+    expect(logs.some((l) => l.includes('Agent stopped'))).toBe(true);
+    // A socket file left behind by a killed agent does not stop the next one.
+    const killed = await startAgent(join(sb.dir, 'agent.yaml'), socket);
+    killed.proc.kill('SIGKILL');
+    await killed.proc.exited;
+    expect(existsSync(socket)).toBe(true);
+    const next = await startAgent(join(sb.dir, 'agent.yaml'), socket);
+    agent = next.proc;
+    expect((await fetch('http://agent/v1/health', { unix: socket } as RequestInit)).status).toBe(200);
+  });
+});
