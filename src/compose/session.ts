@@ -22,6 +22,8 @@ export interface SessionOptions {
   /** The Compose command and its arguments, e.g. ['up', '-d']. */
   command: string[];
   passphraseFile?: string;
+  /** --mode, when given. */
+  mode?: string;
 }
 
 export async function runCompose(cli: Cli, opts: SessionOptions): Promise<number> {
@@ -67,7 +69,7 @@ async function createWithSecrets(
   const local = [...wanted.values()].filter((w) => w.id.provider === undefined);
   const remote = [...wanted.values()].filter((w) => w.id.provider !== undefined);
   // dso.yaml is read and checked before the passphrase is asked, like the engine.
-  const mode = remote.length > 0 ? await modeFor(cli) : undefined;
+  const mode = remote.length > 0 ? await modeFor(cli, opts.mode) : undefined;
   const providers = mode?.mode === 'local' ? await openProviders(cli, remote) : undefined;
 
   const values = new Map<string, SecretBytes>();
@@ -161,10 +163,10 @@ function wantedSecrets(plan: SecretPlan): Map<string, Wanted> {
   return out;
 }
 
-async function modeFor(cli: Cli): Promise<import('../config/mode.ts').ModeDecision> {
+async function modeFor(cli: Cli, flag: string | undefined): Promise<import('../config/mode.ts').ModeDecision> {
   const { detectMode } = await import('../config/mode.ts');
   const { join } = await import('node:path');
-  const decision = detectMode(cli.env, { localConfig: join(cli.cwd, 'dso.yaml') });
+  const decision = detectMode(cli.env, { localConfig: join(cli.cwd, 'dso.yaml'), ...(flag === undefined ? {} : { flag }) });
   for (const w of decision.warnings) warn(cli, w);
   return decision;
 }

@@ -5,10 +5,10 @@ import { DsoError } from '../../errors.ts';
 import type { Cli } from '../context.ts';
 import { commandHelp } from '../help.ts';
 import { COMPOSE_DETAILS } from './compose-help.ts';
-import { takePassphraseFlag } from './passthrough.ts';
+import { DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
-  const { passphraseFile, rest } = takePassphraseFlag(argv);
+  const { passphraseFile, mode, rest } = takeDsoFlags(argv);
   const { globals, command, rest: args } = splitLeading(rest);
   if (command === undefined || command === '--help' || command === '-h') {
     cli.stdout.write(
@@ -16,11 +16,11 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
         usage: `${cli.prog} compose [COMPOSE FLAGS] COMMAND [ARGS...]`,
         summary: 'Run any Compose command; up, create and run get their secrets resolved first.',
         details: `Examples: ${cli.prog} compose ps, ${cli.prog} compose logs -f web, ${cli.prog} compose run web sh\n\n${COMPOSE_DETAILS}`,
-        flags: [{ name: 'passphrase-file', type: 'string', valueName: 'FILE', description: 'Read the vault passphrase from FILE' }],
+        flags: DSO_PASSTHROUGH_FLAGS,
       }),
     );
     return command === undefined ? 2 : 0;
   }
   if (command === 'help') throw new DsoError('USAGE', 'use `docker compose help` for Compose help, or `docker dso compose --help`');
-  return runCompose(cli, { globals, command: [command, ...args], passphraseFile });
+  return runCompose(cli, { globals, command: [command, ...args], passphraseFile, mode });
 }

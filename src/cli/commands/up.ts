@@ -3,7 +3,7 @@ import { splitAnywhere } from '../../compose/args.ts';
 import { runCompose } from '../../compose/session.ts';
 import type { Cli } from '../context.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
-import { takePassphraseFlag } from './passthrough.ts';
+import { DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
 import { COMPOSE_DETAILS } from './compose-help.ts';
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
@@ -13,12 +13,12 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
         usage: `${cli.prog} up [COMPOSE FLAGS] [UP FLAGS] [SERVICE...]`,
         summary: 'Resolve the secrets of a Compose project from the local vault and run `compose up`.',
         details: `Example: ${cli.prog} up -d\n\n${COMPOSE_DETAILS}`,
-        flags: [{ name: 'passphrase-file', type: 'string', valueName: 'FILE', description: 'Read the vault passphrase from FILE' }],
+        flags: DSO_PASSTHROUGH_FLAGS,
       }),
     );
     return 0;
   }
-  const { passphraseFile, rest } = takePassphraseFlag(argv);
+  const { passphraseFile, mode, rest } = takeDsoFlags(argv);
   const { globals, rest: upArgs } = splitAnywhere(rest);
-  return runCompose(cli, { globals, command: ['up', ...upArgs], passphraseFile });
+  return runCompose(cli, { globals, command: ['up', ...upArgs], passphraseFile, mode });
 }
