@@ -109,6 +109,34 @@ describe('dso agent', () => {
     expect(logs.join('\n')).not.toContain(TOKEN);
   });
 
+  test('status --json in Cloud Mode shows the agent, its providers and cache; the human form says the same', async () => {
+    const env = { DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket };
+    const r = await dso(sb, ['status', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ mode: 'cloud', modeReason: 'chosen with DSO_MODE', agent: { socket, reachable: true, status: { providers: [{ name: 'home', state: 'ready' }] } }, docker: { reachable: true } });
+    expect(report.agent.status.cache.entries).toBeGreaterThanOrEqual(1);
+    const human = await dso(sb, ['status'], { env });
+    expect(human.stdout).toContain('cloud mode');
+    expect(human.stdout).toContain('home (local, worker): healthy');
+    expect(human.stdout).not.toContain(TOKEN);
+    const down = await dso(sb, ['status', '--json'], { env: { ...env, DSO_AGENT_SOCKET: join(sb.dir, 'none.sock') } });
+    expect(JSON.parse(down.stdout).agent.reachable).toBe(false);
+  });
+
+  test('status --watch redraws in place every 2 s and stops cleanly on Ctrl-C', async () => {
+    const proc = Bun.spawn([DSO_BIN, 'status', '--watch'], { env: { ...sb.env, DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket }, stdout: 'pipe', stderr: 'pipe' });
+    await Bun.sleep(2600);
+    proc.kill('SIGINT');
+    expect(await proc.exited).toBe(0);
+    const out = await new Response(proc.stdout).text();
+    // Two frames, each starting at the cursor home, never a full clear between them.
+    expect(out.split('\x1b[H').length - 1).toBe(2);
+    expect(out.match(/\x1b\[2J/g)?.length).toBe(1);
+    expect(out).toContain('Refreshing every 2 s');
+    expect(out.endsWith('\x1b[?25h\n')).toBe(true);
+  });
+
   test('SIGHUP reloads; an invalid file is refused and the running configuration kept', async () => {
     writeFileSync(join(sb.dir, 'agent.yaml'), 'providers: [not, a, map]\n');
     agent.kill('SIGHUP');
