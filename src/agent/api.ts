@@ -29,6 +29,9 @@ export function createApi(service: AgentService): Hono {
   app.get('/v1/health', (c) => c.json({ status: 'ok' }));
   app.get('/v1/status', (c) => c.json(service.status()));
 
+  // Starts every provider (login included) and says which work: `doctor` in Cloud Mode.
+  app.post('/v1/providers/check', async (c) => c.json({ providers: await service.checkProviders() }));
+
   app.post('/v1/resolve', async (c) => {
     let raw: unknown;
     try {

@@ -14,7 +14,7 @@ async function call(socket: string, path: string, init: RequestInit = {}): Promi
     return await fetch(`http://dso-agent${path}`, { ...init, unix: socket } as RequestInit);
   } catch (e) {
     throw new DsoError('AGENT_UNREACHABLE', `cannot reach the DSO agent at ${socket}: ${(e as { code?: string }).code ?? (e as Error).message}`, {
-      hint: 'start it (`docker dso system start`, or `dso agent`), and check that you may open its socket (group in agent.socket.group)',
+      hint: 'start it (`sudo docker dso system enable`, or `dso agent`), and check that you may open its socket (group in agent.socket.group)',
     });
   }
 }
@@ -23,6 +23,13 @@ export async function agentStatus(socket: string): Promise<Record<string, unknow
   const r = await call(socket, '/v1/status');
   if (!r.ok) throw new DsoError('INTERNAL', `the agent answered ${r.status} to a status request`);
   return (await r.json()) as Record<string, unknown>;
+}
+
+/** Asks the agent to start (log in to) every provider and say which work. */
+export async function agentCheckProviders(socket: string): Promise<Array<{ name: string; kind: string; isolation: string; ok: boolean; ms: number; error?: { kind: string; message: string } }>> {
+  const r = await call(socket, '/v1/providers/check', { method: 'POST' });
+  if (!r.ok) throw new DsoError('INTERNAL', `the agent answered ${r.status} to a provider check`);
+  return ((await r.json()) as { providers: [] }).providers;
 }
 
 /** Resolves canonical ids through the agent. The caller owns (and wipes) the values. */

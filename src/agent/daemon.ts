@@ -67,6 +67,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const sweeper = setInterval(() => service.cache.sweep(), 60_000);
   sweeper.unref?.();
   log.info('Agent started', { version: VERSION, socket: socketPath, metrics: metricsServer ? `http://${metricsServer.hostname}:${metricsServer.port}/metrics` : 'off', providers: [...config.providers.keys()], config: options.configPath });
+  // Log in to every provider now, in the background: a bad credential shows in the log and in
+  // `status` at start, not at the first `docker dso up`.
+  void service.checkProviders();
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
@@ -105,6 +108,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     app = api();
     await old.close();
     log.info('Configuration reloaded', { providers: [...next.providers.keys()] });
+    void service.checkProviders();
     return true;
   };
 
@@ -149,7 +153,7 @@ async function prepareSocket(path: string): Promise<void> {
     s.once('error', () => resolve(false));
   });
   if (alive) {
-    throw new DsoError('REFUSED', `another agent is already serving ${path}`, { hint: 'stop it first (`docker dso system stop`), or give this one another agent.socket.path' });
+    throw new DsoError('REFUSED', `another agent is already serving ${path}`, { hint: 'stop it first (`sudo docker dso system disable`), or give this one another agent.socket.path' });
   }
   unlinkSync(path);
 }

@@ -6,6 +6,7 @@ import type { DsoConfig } from '../config/load.ts';
 import { DsoError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import { checkProviders, type ProviderCheck } from '../providers/check.ts';
 import { ProviderError } from '../providers/contract.ts';
 import type { ProviderSet } from '../providers/resolver.ts';
 import { selectKey } from '../providers/select-key.ts';
@@ -99,6 +100,17 @@ export class AgentService {
     } finally {
       this.metrics.providerRequestDuration.observe({ provider: id.provider!, method: 'get' }, (performance.now() - started) / 1000);
     }
+  }
+
+  /** Starts (logs in to) every configured provider; the answer says which credentials work. */
+  async checkProviders(): Promise<ProviderCheck[]> {
+    const results = await checkProviders(this.providers);
+    for (const r of results) {
+      this.metrics.providerUp.set({ provider: r.name }, r.ok ? 1 : 0);
+      if (r.ok) this.#lastContact.set(r.name, Date.now());
+      else this.log.warn('A provider could not start', { provider: r.name, error: r.error?.kind, reason: r.error?.message });
+    }
+    return results;
   }
 
   providerHealth(): ProviderHealth[] {

@@ -21,7 +21,11 @@ let app: ReturnType<typeof createApi>;
 beforeAll(() => {
   const config: DsoConfig = {
     path: 'test.yaml',
-    providers: new Map([['fake', { name: 'fake', kind: 'test', isolation: 'worker', timeoutMs: 2000, env: [], optionalEnv: [], fixedEnv: {}, config: {} }]]),
+    providers: new Map([
+      ['fake', { name: 'fake', kind: 'test', isolation: 'worker', timeoutMs: 2000, env: [], optionalEnv: [], fixedEnv: {}, config: {} }],
+      // Its credential variable is not set: it cannot start.
+      ['locked', { name: 'locked', kind: 'test', isolation: 'worker', timeoutMs: 2000, env: ['LOCKED_TOKEN'], optionalEnv: [], fixedEnv: {}, config: { token_env: 'LOCKED_TOKEN' } }],
+    ]),
     maxSecretBytes: 1 << 20,
     agent: defaultAgentConfig(),
     defaults: { rotation: { signal: 'SIGHUP' } },
@@ -61,6 +65,17 @@ test('the second read is a cache hit; status shows it, and the provider as ready
   expect(s.cache.hits).toBeGreaterThanOrEqual(1);
   expect(s.providers[0]).toMatchObject({ name: 'fake', kind: 'test', state: 'ready' });
   expect(s.providers[0].lastContact).toBeTruthy();
+});
+
+test('providers/check starts every provider and says which cannot log in, and why', async () => {
+  const r = await app.request('/v1/providers/check', { method: 'POST' });
+  expect(r.status).toBe(200);
+  const { providers } = (await r.json()) as { providers: Array<Record<string, any>> };
+  const byName = Object.fromEntries(providers.map((p) => [p.name, p]));
+  expect(byName.fake).toMatchObject({ kind: 'test', isolation: 'worker', ok: true });
+  expect(byName.locked).toMatchObject({ ok: false, error: { kind: 'auth' } });
+  expect(byName.locked.error.message).toContain('LOCKED_TOKEN');
+  expect(logs.some((l) => l.includes('A provider could not start') && l.includes('locked'))).toBe(true);
 });
 
 test('bad requests are 400 with a message', async () => {
