@@ -21,6 +21,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'down', group: 'Compose', summary: 'Run `compose down` and remove DSO secret storage', load: () => import('./commands/down.ts') },
   { name: 'compose', group: 'Compose', summary: 'Run any Compose command with secrets resolved', load: () => import('./commands/compose.ts') },
   { name: 'status', group: 'Other', summary: 'Show the mode, agent, providers, cache and managed containers', load: () => import('./commands/status.ts') },
+  { name: 'doctor', group: 'Other', summary: 'Check this host: Docker, Compose, vault or agent, providers, permissions', load: () => import('./commands/doctor.ts') },
   { name: 'agent', group: 'Other', summary: 'Run the DSO agent (Cloud Mode) in the foreground', load: () => import('./commands/agent.ts') },
   { name: 'config', group: 'Other', summary: 'Show, validate and edit dso.yaml', load: () => import('./commands/config.ts') },
   { name: 'version', group: 'Other', summary: 'Print the DSO version', load: () => import('./commands/version.ts') },

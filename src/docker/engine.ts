@@ -40,6 +40,8 @@ export interface Engine {
   readonly host: string;
   ping(): Promise<void>;
   version(): Promise<EngineVersion>;
+  /** The engine host's clock (from `docker info`), and its data root. */
+  info(): Promise<{ systemTime: Date; dataRoot: string }>;
   imageExists(ref: string): Promise<boolean>;
   imageUser(ref: string): Promise<string | undefined>;
   importImage(tar: Uint8Array, repo: string, tag: string, changes: string[]): Promise<void>;
@@ -119,6 +121,11 @@ class DockerodeEngine implements Engine {
   async version(): Promise<EngineVersion> {
     const v = await this.call('report its version', () => this.docker.version());
     return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
+  }
+
+  async info(): Promise<{ systemTime: Date; dataRoot: string }> {
+    const i = await this.call('report its state', () => this.docker.info());
+    return { systemTime: new Date(i.SystemTime), dataRoot: String(i.DockerRootDir ?? '') };
   }
 
   async imageExists(ref: string): Promise<boolean> {

@@ -134,6 +134,30 @@ export async function deliverFiles(
   }
 }
 
+/**
+ * Proves, end to end, that this engine gives DSO RAM-backed secret storage: a throwaway tmpfs
+ * volume held by a holder container, checked with statfs from inside the engine host's mount
+ * namespace, then removed. Used by `doctor --level full`. Throws NOT_RAM_BACKED or DOCKER_*.
+ */
+export async function probeRamBacked(engine: Engine, progress: Progress): Promise<{ filesystem: string }> {
+  const arch = await engineArch(engine);
+  const image = await ensureHolderImage(engine, arch, progress);
+  const suffix = createHash('sha256').update(`${process.pid}-${Date.now()}-${Math.random()}`).digest('hex').slice(0, 12);
+  const volume = `dso-doctor-${suffix}`;
+  const labels = { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'doctor-probe' };
+  let holder: string | undefined;
+  try {
+    await engine.createVolume(volume, { type: 'tmpfs', device: 'tmpfs', o: 'size=1m,mode=0700' }, labels);
+    holder = await engine.createHolderContainer({ name: volume, image, labels, volumes: { [volume]: `${VOLUME_ROOT_IN_HOLDER}/${volume}` } });
+    await engine.startContainer(holder);
+    await verifyRamBacked(engine, holder, [volume]);
+    return { filesystem: 'tmpfs' };
+  } finally {
+    if (holder) await engine.removeContainer(holder).catch(() => {});
+    await engine.removeVolume(volume).catch(() => {});
+  }
+}
+
 /** Asks the holder itself to statfs each volume, so the check sees the engine host's real mounts. */
 async function verifyRamBacked(engine: Engine, holderId: string, volumes: string[]): Promise<void> {
   const paths = volumes.map((v) => `${VOLUME_ROOT_IN_HOLDER}/${v}`);

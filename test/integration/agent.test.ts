@@ -124,6 +124,26 @@ describe('dso agent', () => {
     expect(JSON.parse(down.stdout).agent.reachable).toBe(false);
   });
 
+  test('doctor in Cloud Mode: the agent, its socket\'s mode, and each provider\'s login through it', async () => {
+    const env = { DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket };
+    const r = await dso(sb, ['doctor', '--json'], { env });
+    const report = JSON.parse(r.stdout);
+    const byId = (id: string) => report.checks.find((c: { id: string }) => c.id === id);
+    expect(r.code, r.stdout).toBe(0);
+    expect(report.mode).toBe('cloud');
+    expect(byId('agent')).toMatchObject({ status: 'pass' });
+    expect(byId('permissions.socket')).toMatchObject({ status: 'pass' });
+    expect(byId('permissions.socket').detail).toContain('0660');
+    expect(byId('provider.home')).toMatchObject({ status: 'pass' });
+    expect(byId('vault')).toBeUndefined(); // the CLI's vault is not what Cloud Mode needs
+    expect(r.stdout).not.toContain(TOKEN);
+    const down = await dso(sb, ['doctor', '--json'], { env: { ...env, DSO_AGENT_SOCKET: join(sb.dir, 'none.sock') } });
+    expect(down.code).toBe(1);
+    const agentCheck = JSON.parse(down.stdout).checks.find((c: { id: string }) => c.id === 'agent');
+    expect(agentCheck).toMatchObject({ status: 'fail' });
+    expect(agentCheck.fix).toContain('system enable');
+  });
+
   test('status --watch redraws in place every 2 s and stops cleanly on Ctrl-C', async () => {
     const proc = Bun.spawn([DSO_BIN, 'status', '--watch'], { env: { ...sb.env, DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket }, stdout: 'pipe', stderr: 'pipe' });
     await Bun.sleep(2600);
