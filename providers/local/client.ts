@@ -1,6 +1,6 @@
-// The local vault provider: opens the vault once (one key derivation), then re-reads the file on
-// each call so that `secret set` from another process is seen.
-import { readFileSync } from 'node:fs';
+// The local vault provider: opens the vault once (one key derivation), then re-reads the file
+// whenever it changed, so that `secret set` from another process is seen.
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DsoError } from '../../src/errors.ts';
@@ -22,12 +22,29 @@ export const createProvider: CreateProvider<LocalConfig> = async (config, ctx) =
   } finally {
     wipeAll(passphrase);
   }
+  // Every write replaces the file atomically (a new inode, a new ctime), so an unchanged stat
+  // means unchanged contents: a get then costs no lock, read or decryption of the whole vault.
+  const signature = () => {
+    try {
+      const st = statSync(path, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch {
+      return 'missing';
+    }
+  };
+  let loaded = signature();
+  const refresh = async () => {
+    const now = signature();
+    if (now === loaded) return;
+    await vault.reload();
+    loaded = now;
+  };
   const provider: Provider = {
     capabilities: { list: true, watch: false, versions: false },
     async get(name, options) {
       if (!isValidSecretName(name)) throw new ProviderError('config', `${JSON.stringify(name)} is not a valid local vault name`);
       try {
-        await vault.reload();
+        await refresh();
       } catch (e) {
         throw fromVaultError(e, `reading the vault ${path}`);
       }
@@ -43,7 +60,7 @@ export const createProvider: CreateProvider<LocalConfig> = async (config, ctx) =
       return { value };
     },
     async list(prefix) {
-      await vault.reload();
+      await refresh();
       return vault.list().map((e) => e.name).filter((n) => n.startsWith(prefix));
     },
     async close() {
