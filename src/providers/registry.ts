@@ -9,6 +9,7 @@ interface KindModules {
 }
 
 const KINDS: Record<string, KindModules> = {
+  huawei: { definition: () => import('../../providers/huawei/config.ts'), client: () => import('../../providers/huawei/client.ts') },
   local: { definition: () => import('../../providers/local/config.ts'), client: () => import('../../providers/local/client.ts') },
 };
 
