@@ -1,9 +1,10 @@
-// Which mode the CLI runs in, decided in a documented order:
+// Which mode the CLI runs in, decided in the seed's order:
 //   1. --mode local|cloud            2. DSO_MODE (or DSO_FORCE_MODE) = local|cloud
 //   3. /etc/dso/dso.yaml exists: cloud (a host set up with the agent)
-//   4. otherwise local: the local vault, plus any providers of $DSO_CONFIG or ./dso.yaml,
-//      which the CLI then runs itself.
-// In cloud mode, provider references are resolved by the agent over its socket. This differs
+//   4. ./dso.yaml (or $DSO_CONFIG) exists: local, its providers run by the CLI itself
+//   5. the local vault exists: local
+//   6. nothing is set up: local, with guidance on how to set up either mode.
+// In cloud mode, provider references are resolved by the agent over its socket. Step 4 differs
 // from the seed, which made ./dso.yaml mean cloud mode: a project-level dso.yaml without an
 // agent is a normal developer setup, and it works here without one (docs/agent.md).
 import { existsSync } from 'node:fs';
@@ -17,9 +18,13 @@ export interface ModeDecision {
   /** Why, in words, for `status` and `doctor`. */
   reason: string;
   warnings: string[];
+  /** When nothing is set up yet: what to run, for either mode. */
+  guidance?: string;
 }
 
-export function detectMode(env: Readonly<Record<string, string | undefined>>, options: { flag?: string; systemConfig?: string; localConfig?: string } = {}): ModeDecision {
+export const SETUP_GUIDANCE = 'nothing is set up yet: run `docker dso init` for Local Mode (an encrypted vault on this machine), or `sudo docker dso bootstrap agent` for Cloud Mode (the agent, with Vault, AWS, Azure or Huawei)';
+
+export function detectMode(env: Readonly<Record<string, string | undefined>>, options: { flag?: string; systemConfig?: string; localConfig?: string; vaultPath?: string } = {}): ModeDecision {
   const system = options.systemConfig ?? SYSTEM_CONFIG_PATH;
   const warnings: string[] = [];
   const pick = (value: string, source: string): Mode => {
@@ -41,5 +46,8 @@ export function detectMode(env: Readonly<Record<string, string | undefined>>, op
     }
     return { mode: 'cloud', reason: `${system} exists`, warnings };
   }
-  return { mode: 'local', reason: `no ${system}`, warnings };
+  const project = env.DSO_CONFIG || options.localConfig;
+  if (project && existsSync(project)) return { mode: 'local', reason: `no ${system}; ${project} configures providers run by this CLI`, warnings };
+  if (options.vaultPath && existsSync(options.vaultPath)) return { mode: 'local', reason: `no ${system}; the local vault ${options.vaultPath} exists`, warnings };
+  return { mode: 'local', reason: `no ${system}, no dso.yaml, no local vault`, warnings, ...(options.vaultPath ? { guidance: SETUP_GUIDANCE } : {}) };
 }

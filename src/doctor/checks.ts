@@ -67,9 +67,10 @@ export async function runChecks(d: DoctorEnv): Promise<{ mode?: ModeDecision; ch
   const { detectMode } = await import('../config/mode.ts');
   let mode: ModeDecision | undefined;
   try {
-    mode = detectMode(d.env, { ...(d.modeFlag === undefined ? {} : { flag: d.modeFlag }), localConfig: join(d.cwd, 'dso.yaml') });
+    mode = detectMode(d.env, { ...(d.modeFlag === undefined ? {} : { flag: d.modeFlag }), localConfig: join(d.cwd, 'dso.yaml'), vaultPath: join(dsoHome(d.env), 'vault.enc') });
     const detail = `${mode.mode} mode (${mode.reason})`;
-    checks.push(mode.warnings.length ? warn('mode', 'Mode', `${detail}; ${mode.warnings.join('; ')}`, 'remove the file DSO ignores, or choose with --mode / DSO_MODE') : pass('mode', 'Mode', detail));
+    if (mode.guidance) checks.push(warn('mode', 'Mode', `${detail}: ${mode.guidance.split(':')[0]}`, mode.guidance.slice(mode.guidance.indexOf(':') + 2)));
+    else checks.push(mode.warnings.length ? warn('mode', 'Mode', `${detail}; ${mode.warnings.join('; ')}`, 'remove the file DSO ignores, or choose with --mode / DSO_MODE') : pass('mode', 'Mode', detail));
   } catch (e) {
     checks.push(failFromError('mode', 'Mode', e, 'set DSO_MODE to local or cloud'));
   }

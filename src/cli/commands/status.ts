@@ -2,6 +2,7 @@
 // state in Cloud Mode (providers, cache, queue), and the containers DSO manages. --watch redraws
 // every 2 s in place (cursor home, each line cleared at its end: no blank frame, no flicker).
 import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { DsoError } from '../../errors.ts';
 import { LABEL_MANAGED } from '../../compose/labels.ts';
 import { VERSION } from '../../version.ts';
@@ -21,6 +22,8 @@ export interface StatusReport {
   modeReason: string;
   version: string;
   warnings: string[];
+  /** When nothing is set up yet: what to run. */
+  guidance?: string;
   vault?: { path: string; exists: boolean; sizeBytes?: number; modified?: string };
   agent?: { socket: string; reachable: boolean; error?: string; status?: Record<string, any> };
   docker: { reachable: boolean; error?: string; containers: Array<{ name: string; project?: string; service?: string; running: boolean; secrets: string[] }> };
@@ -64,8 +67,8 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
 
 export async function collect(cli: Cli, flagMode?: string): Promise<StatusReport> {
   const { detectMode } = await import('../../config/mode.ts');
-  const decision = detectMode(cli.env, flagMode === undefined ? {} : { flag: flagMode });
-  const report: StatusReport = { mode: decision.mode, modeReason: decision.reason, version: VERSION, warnings: decision.warnings, docker: { reachable: false, containers: [] } };
+  const decision = detectMode(cli.env, { localConfig: join(cli.cwd, 'dso.yaml'), vaultPath: vaultPath(cli.env), ...(flagMode === undefined ? {} : { flag: flagMode }) });
+  const report: StatusReport = { mode: decision.mode, modeReason: decision.reason, version: VERSION, warnings: decision.warnings, ...(decision.guidance ? { guidance: decision.guidance } : {}), docker: { reachable: false, containers: [] } };
 
   const path = vaultPath(cli.env);
   const exists = existsSync(path);
@@ -73,9 +76,9 @@ export async function collect(cli: Cli, flagMode?: string): Promise<StatusReport
   report.vault = { path, exists, ...(st ? { sizeBytes: st.size, modified: st.mtime.toISOString() } : {}) };
 
   if (decision.mode === 'cloud') {
-    const { agentSocketPath } = await import('../../config/find.ts');
+    const { agentSocketPath, DEFAULT_AGENT_SOCKET } = await import('../../config/find.ts');
     const { agentStatus } = await import('../../agent/client.ts');
-    const socket = await agentSocketPath(cli.env).catch(() => '/var/run/dso.sock');
+    const socket = await agentSocketPath(cli.env).catch(() => DEFAULT_AGENT_SOCKET);
     try {
       report.agent = { socket, reachable: true, status: await agentStatus(socket) };
     } catch (e) {
@@ -119,6 +122,7 @@ function bytes(n: number): string {
 export function render(r: StatusReport): string {
   const out: string[] = [`DSO ${r.version}, ${r.mode} mode (${r.modeReason})`];
   for (const w of r.warnings) out.push(`warning: ${w}`);
+  if (r.guidance) out.push(`${r.guidance[0]!.toUpperCase()}${r.guidance.slice(1)}.`);
   if (r.mode === 'local' && r.vault) out.push(`Vault: ${r.vault.path}${r.vault.exists ? ` (${bytes(r.vault.sizeBytes ?? 0)}, changed ${ago(r.vault.modified)})` : ' (none yet: run `docker dso init`)'}`);
   if (r.agent) {
     if (!r.agent.reachable) {

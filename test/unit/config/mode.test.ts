@@ -1,5 +1,5 @@
-// Mode detection order: --mode, DSO_MODE/DSO_FORCE_MODE, /etc/dso/dso.yaml, else local; with
-// the conflict warnings.
+// Mode detection order: --mode, DSO_MODE/DSO_FORCE_MODE, /etc/dso/dso.yaml, ./dso.yaml, the
+// local vault, else local with guidance; with the conflict warnings.
 import { afterAll, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,22 @@ test('the order: flag, then DSO_MODE, then DSO_FORCE_MODE, then the system confi
   expect(detectMode({}, files)).toMatchObject({ mode: 'cloud', reason: `${system} exists`, warnings: [] });
   rmSync(system);
   expect(detectMode({}, files)).toMatchObject({ mode: 'local', warnings: [] });
+});
+
+test('without a system config: ./dso.yaml, then the vault, each named as the reason; with neither, guidance', () => {
+  const vault = join(dir, 'vault.enc');
+  const files = { systemConfig: join(dir, 'absent.yaml'), localConfig: local, vaultPath: vault };
+  writeFileSync(local, '');
+  writeFileSync(vault, '');
+  expect(detectMode({}, files)).toMatchObject({ mode: 'local', reason: `no ${files.systemConfig}; ${local} configures providers run by this CLI` });
+  expect(detectMode({}, files).guidance).toBeUndefined();
+  rmSync(local);
+  expect(detectMode({}, files)).toMatchObject({ mode: 'local', reason: `no ${files.systemConfig}; the local vault ${vault} exists` });
+  rmSync(vault);
+  const none = detectMode({}, files);
+  expect(none.mode).toBe('local');
+  expect(none.guidance).toContain('docker dso init');
+  expect(none.guidance).toContain('bootstrap agent');
 });
 
 test('conflicts are warned about', () => {
