@@ -9,6 +9,7 @@ interface KindModules {
 }
 
 const KINDS: Record<string, KindModules> = {
+  azure: { definition: () => import('../../providers/azure/config.ts'), client: () => import('../../providers/azure/client.ts') },
   huawei: { definition: () => import('../../providers/huawei/config.ts'), client: () => import('../../providers/huawei/client.ts') },
   local: { definition: () => import('../../providers/local/config.ts'), client: () => import('../../providers/local/client.ts') },
   plugin: { definition: () => import('../../providers/plugin/config.ts'), client: () => import('../../providers/plugin/client.ts') },
