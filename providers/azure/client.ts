@@ -1,0 +1,127 @@
+// The Azure Key Vault provider: a SecretClient for the configured vault, logged in through the
+// configured Entra ID method, reading secrets by name (and version) and listing names.
+import { readFileSync } from 'node:fs';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { createDefaultHttpClient, type HttpClient } from '@azure/core-rest-pipeline';
+import { ProviderError, type CreateProvider, type Provider } from '../../src/providers/contract.ts';
+import { isKeyVaultHost } from './clouds.ts';
+import type { AzureConfig } from './config.ts';
+import { buildCredential } from './credential.ts';
+import { toProviderError } from './errors.ts';
+import { createFetchHttpClient } from './http-client.ts';
+import { isSecretName, isVersionId, SECRET_NAME_RULE, VERSION_RULE } from './names.ts';
+import { proxySettings, type ProxySettings } from './proxy.ts';
+import { recordFailures } from './recording-client.ts';
+
+/** More names than any vault should hold; a list stops there rather than paging forever. */
+const MAX_LISTED = 100_000;
+
+export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) => {
+  // One client for the vault and the logins: the SDK's own, or fetch with the configured CA.
+  const httpClient = recordFailures(config.tls === undefined ? createDefaultHttpClient() : caClient(config.tls.ca_cert, proxySettings(ctx.env)));
+  const { credential, secrets, authorityHost } = buildCredential(config, ctx.env, httpClient);
+  const loginHost = new URL(authorityHost).host;
+  const errors = {
+    // Values of the provider's variables are credentials too (the host scrubs them as well).
+    known: [...secrets, ...Object.values(ctx.env).filter((x) => x.length >= 8)],
+    loginFailure: () => httpClient.failureFor(loginHost),
+  };
+  const vaultUrl = new URL(config.vault_url);
+  const vaultHost = vaultUrl.host;
+  const client = new SecretClient(config.vault_url, credential, {
+    httpClient,
+    // The SDK refuses a challenge whose resource is not a parent domain of the vault's host
+    // (vault.azure.net for NAME.vault.azure.net), which protects tokens from a vault URL that is
+    // not Key Vault. A private endpoint alias, a proxy or a test vault is on another host, where
+    // that check can only fail: it is turned off there alone, and credential.ts still refuses to
+    // get a token for anything but Key Vault.
+    ...(isKeyVaultHost(vaultUrl.hostname) ? {} : { disableChallengeResourceVerification: true }),
+    retryOptions: { maxRetries: 2 },
+  });
+
+  const provider: Provider = {
+    capabilities: { list: true, watch: false, versions: true },
+    async get(name, options) {
+      if (!isSecretName(name)) throw new ProviderError('not_found', `${JSON.stringify(name.slice(0, 200))} cannot be a Key Vault secret: ${SECRET_NAME_RULE}`);
+      if (options.version !== undefined && !isVersionId(options.version)) {
+        throw new ProviderError('not_found', `${JSON.stringify(options.version.slice(0, 100))} cannot be a version of ${name}: ${VERSION_RULE}`);
+      }
+      const what = `reading secret ${name}${options.version === undefined ? '' : ` version ${options.version}`} from ${vaultHost}`;
+      let secret;
+      try {
+        secret = await untilAborted(client.getSecret(name, { abortSignal: options.signal, ...(options.version === undefined ? {} : { version: options.version }) }), options.signal);
+      } catch (e) {
+        throw toProviderError(e, what, options.signal, errors);
+      }
+      // The SDK hands the value over as a string: that copy (and the JSON text it was parsed from)
+      // cannot be wiped and stays in this Worker or process until it is collected. The bytes
+      // returned are a fresh buffer that DSO owns and wipes.
+      const text = secret.value;
+      if (typeof text !== 'string') throw new ProviderError('invalid_response', `${what}: Key Vault returned no value`);
+      const size = Buffer.byteLength(text, 'utf8');
+      if (size > options.maxBytes) throw new ProviderError('too_large', `${what}: the value is ${size} bytes, over the ${options.maxBytes}-byte limit`);
+      const value = new TextEncoder().encode(text);
+      return { value, ...(secret.properties.version === undefined ? {} : { version: secret.properties.version }) };
+    },
+    async list(prefix, options) {
+      const names: string[] = [];
+      try {
+        const pages = client.listPropertiesOfSecrets({ abortSignal: options.signal }).byPage();
+        for (let page = await untilAborted(pages.next(), options.signal); !page.done; page = await untilAborted(pages.next(), options.signal)) {
+          for (const properties of page.value) {
+            // A disabled secret cannot be read without pinning an older version: not listed, as
+            // a list is meant to offer what `get` can read.
+            if (properties.name.startsWith(prefix) && properties.enabled !== false) names.push(properties.name);
+          }
+          if (names.length >= MAX_LISTED) break;
+        }
+      } catch (e) {
+        throw toProviderError(e, `listing secrets in ${vaultHost}`, options.signal, errors);
+      }
+      return names.sort();
+    },
+    async close() {
+      // Nothing to release: the SDK keeps no timers, and the credential strings it holds cannot
+      // be wiped; they end with this Worker or process.
+    },
+  };
+  return provider;
+};
+
+/**
+ * `promise`, or the signal's reason as soon as it aborts. The Key Vault requests honour the signal,
+ * but the identity library does not pass it to its login requests (only its device-code flow
+ * does): a login that hangs would hold the call past its deadline. Whatever the abandoned request
+ * brings later is dropped.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function caClient(caFile: string, proxy: ProxySettings): HttpClient {
+  let ca: string;
+  try {
+    ca = readFileSync(caFile, 'utf8');
+  } catch (e) {
+    throw new ProviderError('config', `cannot read the CA certificate file ${caFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new ProviderError('config', `the CA certificate file ${caFile} must hold PEM certificates`);
+  return createFetchHttpClient({ ca, proxy });
+}

@@ -1,0 +1,64 @@
+// The Entra ID credential for the configured auth method, wrapped so that it only ever hands out
+// Key Vault tokens: whatever resource a vault's challenge names, DSO's identity is not lent to it.
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import type { HttpClient } from '@azure/core-rest-pipeline';
+import { ProviderError } from '../../src/providers/contract.ts';
+import { clientCertificateCredential } from './auth_client_certificate.ts';
+import { clientSecretCredential } from './auth_client_secret.ts';
+import { defaultCredential } from './auth_default.ts';
+import { managedIdentityCredential } from './auth_managed_identity.ts';
+import { credentialOptions } from './auth_options.ts';
+import { workloadIdentityCredential } from './auth_workload_identity.ts';
+import { isKeyVaultScope, PUBLIC_AUTHORITY_HOST } from './clouds.ts';
+import type { AzureConfig } from './config.ts';
+
+export interface BuiltCredential {
+  credential: TokenCredential;
+  /** Credential values the provider holds (client secret, key password), to scrub from messages. */
+  secrets: string[];
+  /** The Entra ID host logins go to. */
+  authorityHost: string;
+}
+
+export function buildCredential(config: AzureConfig, env: Readonly<Record<string, string>>, httpClient: HttpClient): BuiltCredential {
+  const auth = config.auth;
+  const authorityHost = config.authority_host ?? (auth.method === 'default' ? env.AZURE_AUTHORITY_HOST : undefined) ?? PUBLIC_AUTHORITY_HOST;
+  const options = credentialOptions(authorityHost, httpClient);
+  let built: Omit<BuiltCredential, 'authorityHost'>;
+  switch (auth.method) {
+    case 'managed_identity':
+      built = { credential: managedIdentityCredential(auth.client_id, options), secrets: [] };
+      break;
+    case 'client_secret':
+      built = clientSecretCredential(auth, env, options);
+      break;
+    case 'client_certificate':
+      built = clientCertificateCredential(auth, env, options);
+      break;
+    case 'workload_identity':
+      built = { credential: workloadIdentityCredential(auth, env, options), secrets: [] };
+      break;
+    case 'default':
+      built = defaultCredential(env, options);
+      break;
+  }
+  return { credential: keyVaultOnly(built.credential, new URL(config.vault_url).hostname), secrets: built.secrets, authorityHost };
+}
+
+/**
+ * The Key Vault client asks for a token for the resource named in the vault's 401 challenge. The
+ * SDK checks that resource against the vault's host, but that check is off for hosts outside
+ * Azure's Key Vault domains (see client.ts); this one stays on for every host.
+ */
+function keyVaultOnly(inner: TokenCredential, vaultHost: string): TokenCredential {
+  return {
+    getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+      const list = Array.isArray(scopes) ? scopes : [scopes];
+      const foreign = list.find((s) => !isKeyVaultScope(s, vaultHost));
+      if (foreign !== undefined) {
+        return Promise.reject(new ProviderError('invalid_response', `the vault asked for a token for ${JSON.stringify(foreign.slice(0, 200))}, which is not Azure Key Vault; DSO only requests Key Vault tokens`));
+      }
+      return inner.getToken(scopes, options);
+    },
+  };
+}
