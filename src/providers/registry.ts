@@ -13,6 +13,7 @@ const KINDS: Record<string, KindModules> = {
   huawei: { definition: () => import('../../providers/huawei/config.ts'), client: () => import('../../providers/huawei/client.ts') },
   local: { definition: () => import('../../providers/local/config.ts'), client: () => import('../../providers/local/client.ts') },
   plugin: { definition: () => import('../../providers/plugin/config.ts'), client: () => import('../../providers/plugin/client.ts') },
+  vault: { definition: () => import('../../providers/vault/config.ts'), client: () => import('../../providers/vault/client.ts') },
 };
 
 export const PROVIDER_KINDS: readonly string[] = Object.keys(KINDS).sort();
