@@ -9,6 +9,7 @@ interface KindModules {
 }
 
 const KINDS: Record<string, KindModules> = {
+  aws: { definition: () => import('../../providers/aws/config.ts'), client: () => import('../../providers/aws/client.ts') },
   azure: { definition: () => import('../../providers/azure/config.ts'), client: () => import('../../providers/azure/client.ts') },
   huawei: { definition: () => import('../../providers/huawei/config.ts'), client: () => import('../../providers/huawei/client.ts') },
   local: { definition: () => import('../../providers/local/config.ts'), client: () => import('../../providers/local/client.ts') },
