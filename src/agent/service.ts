@@ -32,13 +32,18 @@ export interface ProviderHealth {
   isolation: string;
   state: string;
   restarts: number;
+  /** The last call reached the backend (or none was made yet and the provider started). */
+  healthy: boolean;
   lastContact?: string;
+  /** Why the last call failed to reach the backend, while it is unhealthy. */
   lastError?: string;
 }
 
 export class AgentService {
   readonly startedAt = Date.now();
   readonly #lastContact = new Map<string, number>();
+  /** Per provider, why the backend could not be reached on the last call; absent once it answers. */
+  readonly #down = new Map<string, string>();
 
   constructor(
     readonly config: DsoConfig,
@@ -88,14 +93,20 @@ export class AgentService {
     try {
       const got = await host.get(id.path, id.version === undefined ? {} : { version: id.version });
       this.#lastContact.set(id.provider!, Date.now());
+      this.#down.delete(id.provider!);
       this.metrics.providerUp.set({ provider: id.provider! }, 1);
       return got;
     } catch (e) {
       const kind = e instanceof ProviderError ? e.kind : 'internal';
       this.metrics.providerErrors.inc({ provider: id.provider!, error: kind });
       // The backend answered (not found, denied): it is up. Otherwise it is not.
-      if (e instanceof ProviderError && !e.transient && e.kind !== 'auth') this.#lastContact.set(id.provider!, Date.now());
-      else this.metrics.providerUp.set({ provider: id.provider! }, 0);
+      if (e instanceof ProviderError && !e.transient && e.kind !== 'auth') {
+        this.#lastContact.set(id.provider!, Date.now());
+        this.#down.delete(id.provider!);
+      } else {
+        this.metrics.providerUp.set({ provider: id.provider! }, 0);
+        this.#down.set(id.provider!, `${kind}: ${e instanceof ProviderError ? e.message : 'unexpected error'}`);
+      }
       throw e;
     } finally {
       this.metrics.providerRequestDuration.observe({ provider: id.provider!, method: 'get' }, (performance.now() - started) / 1000);
@@ -107,8 +118,13 @@ export class AgentService {
     const results = await checkProviders(this.providers);
     for (const r of results) {
       this.metrics.providerUp.set({ provider: r.name }, r.ok ? 1 : 0);
-      if (r.ok) this.#lastContact.set(r.name, Date.now());
-      else this.log.warn('A provider could not start', { provider: r.name, error: r.error?.kind, reason: r.error?.message });
+      if (r.ok) {
+        this.#lastContact.set(r.name, Date.now());
+        this.#down.delete(r.name);
+      } else {
+        this.#down.set(r.name, `${r.error?.kind ?? 'internal'}: ${r.error?.message ?? 'unexpected error'}`);
+      }
+      if (!r.ok) this.log.warn('A provider could not start', { provider: r.name, error: r.error?.kind, reason: r.error?.message });
     }
     return results;
   }
@@ -117,14 +133,16 @@ export class AgentService {
     return [...this.config.providers.values()].map((p) => {
       const started = this.providers.hosts().find((h) => h.name === p.name)?.status();
       const last = this.#lastContact.get(p.name);
+      const down = this.#down.get(p.name);
       return {
         name: p.name,
         kind: p.kind,
         isolation: p.isolation,
         state: started?.state ?? 'stopped',
         restarts: started?.restarts ?? 0,
+        healthy: down === undefined,
         ...(last === undefined ? {} : { lastContact: new Date(last).toISOString() }),
-        ...(started?.lastError === undefined ? {} : { lastError: started.lastError }),
+        ...(down === undefined ? {} : { lastError: down }),
       };
     });
   }

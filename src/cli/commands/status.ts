@@ -134,7 +134,7 @@ export function render(r: StatusReport): string {
       const providers = (s.providers ?? []) as Array<Record<string, any>>;
       if (providers.length === 0) out.push('  (none configured)');
       for (const p of providers) {
-        const health = p.lastError ? `unhealthy (${p.lastError})` : p.state === 'ready' ? 'healthy' : p.state;
+        const health = p.healthy === false ? `UNHEALTHY (${p.lastError ?? 'unknown'}); cached values served up to agent.cache.max_stale` : p.state === 'ready' ? 'healthy' : p.state;
         out.push(`  ${p.name} (${p.kind}, ${p.isolation}): ${health}, last contact ${ago(p.lastContact)}${p.restarts ? `, ${p.restarts} restarts` : ''}`);
       }
       const c = s.cache ?? {};

@@ -78,6 +78,16 @@ test('providers/check starts every provider and says which cannot log in, and wh
   expect(logs.some((l) => l.includes('A provider could not start') && l.includes('locked'))).toBe(true);
 });
 
+test('a provider that cannot reach its backend is unhealthy in status, with why, until it answers again', async () => {
+  const health = async () => ((await (await app.request('/v1/status')).json()) as any).providers.find((p: { name: string }) => p.name === 'fake');
+  await resolve(['fake:slow']); // the test provider never answers this one: a timeout
+  expect(await health()).toMatchObject({ healthy: false, lastError: expect.stringMatching(/^timeout: /) });
+  await resolve(['fake:after-outage']);
+  const back = await health();
+  expect(back.healthy).toBe(true);
+  expect(back.lastError).toBeUndefined();
+});
+
 test('bad requests are 400 with a message', async () => {
   const notJson = await app.request('/v1/resolve', { method: 'POST', body: 'nope' });
   expect(notJson.status).toBe(400);
