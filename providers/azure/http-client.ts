@@ -5,6 +5,7 @@
 import { createHttpHeaders, RestError, type HttpClient, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 import { rootCertificates } from 'node:tls';
 import { proxyFor, type ProxySettings } from './proxy.ts';
+import { BodyOverLimit, readBodyCapped } from '../../src/providers/read-body.ts';
 
 /**
  * Key Vault's largest answer is a 25 KB secret escaped inside JSON, or a page of 25 names; a
@@ -75,42 +76,23 @@ function requestBody(request: PipelineRequest): RequestInit['body'] {
   throw new RestError('this HTTP client does not send streamed or multipart bodies', { code: 'REQUEST_SEND_ERROR', request });
 }
 
-/** The body as text, refusing more than MAX_RESPONSE_BYTES; the chunks read are wiped after decoding. */
+/** The body as text, refusing more than MAX_RESPONSE_BYTES; the bytes read are wiped after decoding. */
 async function readText(response: Response, request: PipelineRequest, signal: AbortSignal): Promise<string | null> {
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  if (declared > MAX_RESPONSE_BYTES) {
-    await response.body?.cancel().catch(() => {});
-    throw new RestError(`the response is ${declared} bytes, more than this API ever sends`, { code: 'RESPONSE_TOO_LARGE', statusCode: response.status, request });
-  }
   if (!response.body) return null;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let all: Uint8Array;
   try {
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      size += chunk.length;
-      chunks.push(chunk);
-      if (size > MAX_RESPONSE_BYTES) {
-        await response.body.cancel().catch(() => {});
-        throw new RestError('the response is larger than this API ever sends', { code: 'RESPONSE_TOO_LARGE', statusCode: response.status, request });
-      }
-    }
-    const all = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
-    // The SDK wants text: from here on a copy of the body (and of a secret value in it) is a
-    // JavaScript string, which cannot be wiped. The bytes at least are.
-    const text = new TextDecoder().decode(all);
-    all.fill(0);
-    return text;
+    all = await readBodyCapped(response, MAX_RESPONSE_BYTES);
   } catch (e) {
-    if (e instanceof RestError) throw e;
+    if (e instanceof BodyOverLimit) {
+      throw new RestError(e.declared === undefined ? 'the response is larger than this API ever sends' : `the response is ${e.declared} bytes, more than this API ever sends`, { code: 'RESPONSE_TOO_LARGE', statusCode: response.status, request });
+    }
     throw sendError(e, request, signal);
-  } finally {
-    for (const c of chunks) c.fill(0);
   }
+  // The SDK wants text: from here on a copy of the body (and of a secret value in it) is a
+  // JavaScript string, which cannot be wiped. The bytes at least are.
+  const text = new TextDecoder().decode(all);
+  all.fill(0);
+  return text;
 }
 
 /** An abort stays an AbortError (the pipeline does not retry it); anything else is a send error. */

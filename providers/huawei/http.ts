@@ -3,6 +3,7 @@
 // as the bytes received pass it. Failures to connect and aborts become ProviderErrors here.
 import { ProviderError } from '../../src/providers/contract.ts';
 import { abortError, isConnectionError } from '../../src/providers/http-status.ts';
+import { BodyOverLimit, readBodyCapped } from '../../src/providers/read-body.ts';
 
 export interface Exchange {
   status: number;
@@ -41,40 +42,12 @@ export async function exchange(url: URL, init: { method: string; headers: Record
   } catch (e) {
     throw failure(e, o);
   }
-  const declared = response.headers.get('content-length');
-  if (declared !== null && Number(declared) > o.limit) {
-    await response.body?.cancel().catch(() => {});
-    throw new BodyTooLarge(o.what, o.limit, Number(declared));
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
   try {
-    if (response.body) {
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        chunks.push(value);
-        total += value.length;
-        if (total > o.limit) {
-          await reader.cancel().catch(() => {});
-          throw new BodyTooLarge(o.what, o.limit);
-        }
-      }
-    }
+    return { status: response.status, headers: response.headers, body: await readBodyCapped(response, o.limit) };
   } catch (e) {
-    for (const c of chunks) c.fill(0);
-    if (e instanceof ProviderError) throw e;
+    if (e instanceof BodyOverLimit) throw new BodyTooLarge(o.what, o.limit, e.declared);
     throw failure(e, o);
   }
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    body.set(c, at);
-    at += c.length;
-    c.fill(0);
-  }
-  return { status: response.status, headers: response.headers, body };
 }
 
 function failure(e: unknown, o: ExchangeOptions): ProviderError {

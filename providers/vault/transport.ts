@@ -7,6 +7,7 @@
 // node-vault's.
 import { ProviderError } from '../../src/providers/contract.ts';
 import { abortError, isConnectionError } from '../../src/providers/http-status.ts';
+import { BodyOverLimit, readBodyCapped } from '../../src/providers/read-body.ts';
 
 export interface VaultTls {
   /** PEM of the CA(s) to trust instead of the system's. */
@@ -94,39 +95,14 @@ export function vaultTransport(tls: VaultTls | undefined): { defaults(ignored: u
 
 /** The body, refused as soon as it is known to exceed `limit`: from Content-Length, or while reading. */
 async function readCapped(response: Response, limit: number, signal: AbortSignal): Promise<Uint8Array> {
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    await response.body?.cancel().catch(() => {});
-    throw new ProviderError('too_large', `Vault's answer is ${declared} bytes, more than a value within the size limit can take`);
-  }
-  if (!response.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = response.body.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      chunks.push(value);
-      if (total > limit) {
-        await reader.cancel().catch(() => {});
-        throw new ProviderError('too_large', `Vault's answer passed ${limit} bytes, more than a value within the size limit can take`);
-      }
-    }
+    return await readBodyCapped(response, limit);
   } catch (e) {
-    for (const c of chunks) c.fill(0);
-    if (e instanceof ProviderError) throw e;
+    if (e instanceof BodyOverLimit) {
+      throw new ProviderError('too_large', e.declared === undefined ? `Vault's answer passed ${limit} bytes, more than a value within the size limit can take` : `Vault's answer is ${e.declared} bytes, more than a value within the size limit can take`);
+    }
     throw connectionFailure(e, signal, new URL(response.url || 'http://vault'));
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-    c.fill(0);
-  }
-  return out;
 }
 
 const CERTIFICATE_CODES = /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE)$/;
