@@ -4,7 +4,7 @@
 // checks. Status codes, error bodies and AADSTS codes follow what Entra ID answers.
 import { createPublicKey, createVerify, randomBytes, randomUUID, verify as verifySignature, constants as cryptoConstants } from 'node:crypto';
 import type { Server } from 'bun';
-import type { TestCa } from './tls.ts';
+import type { TestCa } from '../tls.ts';
 
 export interface IssuedToken {
   /** The client id of the application or managed identity the token was issued to. */

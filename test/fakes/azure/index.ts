@@ -4,7 +4,7 @@
 // then azure.vault.setSecret / slow / fail, azure.entra.addClientSecret..., azure.stop().
 import { startFakeEntra, type FakeEntra } from './entra.ts';
 import { startFakeKeyVault, type FakeKeyVault } from './keyvault.ts';
-import { makeTestCa, type TestCa } from './tls.ts';
+import { makeTestCa, type TestCa } from '../tls.ts';
 
 export { startConnectProxy, type ConnectProxy } from './connect-proxy.ts';
 export { KEY_VAULT_RESOURCE } from './keyvault.ts';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'bun';
 import type { TokenBook } from './entra.ts';
-import type { TestCa } from './tls.ts';
+import type { TestCa } from '../tls.ts';
 
 /** The resource Key Vault tokens are for, in Azure's public cloud. */
 export const KEY_VAULT_RESOURCE = 'https://vault.azure.net';

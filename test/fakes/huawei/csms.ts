@@ -13,7 +13,7 @@
 // with a code of its own, and the provider decides on the status alone.
 import { timingSafeEqual } from 'node:crypto';
 import { AKSKSigner } from '@huaweicloud/huaweicloud-sdk-core/auth/AKSKSigner';
-import { makeTestTls, type TestTls } from './tls.ts';
+import { makeTestCa, type TestCa } from '../tls.ts';
 
 export interface FakeCredential {
   ak: string;
@@ -95,7 +95,7 @@ export function startCsmsFake(options: { tls?: boolean; projectId?: string; regi
   let bodyMode: 'normal' | 'endless' = 'normal';
   let clockOffset = 0;
   let requestCount = 0;
-  const tls: TestTls | undefined = options.tls ? makeTestTls() : undefined;
+  const tls: TestCa | undefined = options.tls ? makeTestCa() : undefined;
   const fake = { pageSize: 50 } as CsmsFake;
 
   const json = (status: number, body: unknown) =>
@@ -220,7 +220,7 @@ export function startCsmsFake(options: { tls?: boolean; projectId?: string; regi
   const server = Bun.serve({
     port: 0,
     hostname: '127.0.0.1',
-    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    ...(tls ? { tls: { cert: tls.serverCert, key: tls.serverKey } } : {}),
     async fetch(req) {
       const url = new URL(req.url);
       const response = await route(req);
@@ -252,7 +252,7 @@ export function startCsmsFake(options: { tls?: boolean; projectId?: string; regi
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${server.port}`,
     projectId,
     region,
-    ...(tls ? { caPath: tls.caPath } : {}),
+    ...(tls ? { caPath: tls.caFile } : {}),
     requests,
     addCredential: (c: FakeCredential) => credentials.set(c.ak, c),
     removeCredential: (ak: string) => credentials.delete(ak),
@@ -281,7 +281,7 @@ export function startCsmsFake(options: { tls?: boolean; projectId?: string; regi
     },
     async stop() {
       await server.stop(true);
-      tls?.cleanup();
+      tls?.remove();
     },
   });
   return fake;

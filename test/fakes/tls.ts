@@ -1,6 +1,6 @@
 // A throwaway certificate authority for fake HTTPS backends, made with openssl at test time: a CA,
-// a server certificate for 127.0.0.1 and localhost signed by it, and (on demand) client
-// certificates for certificate-based logins. Nothing here is trusted outside the test that made it.
+// a server certificate for 127.0.0.1 and localhost (and any extra names) signed by it, and (on
+// demand) client certificates for certificate-based logins. Shared by the Vault, Azure and Huawei fakes. Nothing here is trusted outside the test that made it.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,12 +24,13 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** Throws a clear error when openssl is missing rather than failing half-way. */
-export function makeTestCa(): TestCa {
+export function makeTestCa(options: { extraNames?: string[] } = {}): TestCa {
   if (!Bun.which('openssl')) throw new Error('the fake HTTPS backends need openssl (apt-get install openssl)');
   const dir = mkdtempSync(join(tmpdir(), 'dso-fake-ca-'));
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=DSO fake test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'], dir);
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
+  const names = ['DNS:localhost', 'IP:127.0.0.1', ...(options.extraNames ?? []).map((n) => `DNS:${n}`)].join(',');
+  writeFileSync(join(dir, 'server.ext'), `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`);
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext'], dir);
   const read = (f: string) => readFileSync(join(dir, f), 'utf8');
   return {
