@@ -2,6 +2,7 @@
 // agent needs that the seed left implicit: socket, metrics, queue, stale serving, rotation
 // concurrency). Durations and sizes are parsed strictly here, so the rest of DSO sees numbers.
 import * as v from 'valibot';
+import { DEFAULT_AGENT_SOCKET } from './find.ts';
 import { DURATION_FORM, parseDuration, parseSize, SIZE_FORM } from './units.ts';
 
 const duration = (key: string, min = 1) =>
@@ -30,7 +31,7 @@ const strategy = (key: string) => v.picklist(STRATEGIES, `${key} must be one of 
 const signal = (key: string) => v.picklist(SIGNALS, `${key} must be one of ${SIGNALS.join(', ')}`);
 
 const socketSchema = strict('agent.socket', {
-  path: v.optional(v.pipe(v.string('path must be an absolute path'), v.startsWith('/', 'path must be an absolute path')), '/var/run/dso.sock'),
+  path: v.optional(v.pipe(v.string('path must be an absolute path'), v.startsWith('/', 'path must be an absolute path')), DEFAULT_AGENT_SOCKET),
   group: v.optional(v.pipe(v.string('group must be a group name'), v.regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'group must be a group name like dso'))),
   mode: v.optional(
     v.pipe(

@@ -17,7 +17,8 @@ export function findConfigPath(env: Readonly<Record<string, string | undefined>>
   return candidates.find((p) => existsSync(p));
 }
 
-export const DEFAULT_AGENT_SOCKET = '/var/run/dso.sock';
+/** In the agent's own directory under /run: the systemd unit's RuntimeDirectory (docs/agent.md). */
+export const DEFAULT_AGENT_SOCKET = '/run/dso/dso.sock';
 
 /** The agent's socket: $DSO_AGENT_SOCKET, else agent.socket.path of /etc/dso/dso.yaml, else the default. */
 export async function agentSocketPath(env: Readonly<Record<string, string | undefined>>): Promise<string> {

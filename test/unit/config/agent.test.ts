@@ -48,7 +48,7 @@ test("the seed README's example parses to numbers", async () => {
 
 test('an empty file gives the documented defaults', async () => {
   const c = await parseConfig('', 'dso.yaml');
-  expect(c.agent.socket).toEqual({ path: '/var/run/dso.sock', mode: 0o660 });
+  expect(c.agent.socket).toEqual({ path: '/run/dso/dso.sock', mode: 0o660 });
   expect(c.agent.metrics).toEqual({ enabled: true, address: '127.0.0.1:9090' });
   expect(c.agent.log).toEqual({ level: 'info', format: 'json' });
   expect(c.providers.size).toBe(0);
