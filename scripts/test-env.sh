@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test environment: a private Docker engine, Compose v1 and v2, and two registry-free test
-# images, so the integration tests run against a real engine on a bare Debian bookworm machine.
+# The test environment: a private Docker engine, Compose v1 and v2, and registry-free test images
+# (busybox, a shell-less one, and Debian booting systemd, built by scripts/test-systemd-image.sh),
+# so the integration tests run against a real engine on a bare Debian bookworm machine.
 #
 #   source scripts/test-env.sh            set up (idempotent) and export the variables below;
 #                                         defines dso_test_env_up and dso_test_env_down
@@ -9,19 +10,21 @@
 #   bash scripts/test-env.sh down         stop the private engine, unmount its leftovers
 #   bash scripts/test-env.sh purge        down, then delete $DSO_TEST_ROOT (keeps the cache)
 #   bash scripts/test-env.sh env          print the exports without setting anything up
+#   bash scripts/test-env.sh mirror       print the Debian mirror URI the downloads use
 #
 # Exports: DOCKER_HOST, DOCKER_CONFIG (holds cli-plugins/docker-compose, Compose v2),
 # DSO_TEST_ROOT, DSO_TEST_DATA_ROOT (the engine's data root, which tests scan for leaked
-# secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary), DSO_TEST_IMAGE_BUSYBOX and
-# DSO_TEST_IMAGE_NOSHELL.
+# secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary), DSO_TEST_IMAGE_BUSYBOX,
+# DSO_TEST_IMAGE_NOSHELL and DSO_TEST_MOTO_SERVER (the command that starts moto_server, the AWS
+# emulator the aws provider's tests run against).
 #
 # Settings (environment):
 #   DSO_TEST_ROOT       engine state, socket, log, DOCKER_CONFIG     default /var/tmp/dso-test
-#   DSO_TEST_CACHE      downloads kept between runs (Compose v2)      default /var/cache/dso-test
+#   DSO_TEST_CACHE      downloads kept between runs (Compose v2, moto) default /var/cache/dso-test
 #   DSO_TEST_BRIDGE, DSO_TEST_BIP, DSO_TEST_ADDR_POOL, DSO_TEST_FORWARD_NET
 #                       see "Networking" below; give each engine its own values (and its own
 #                       DSO_TEST_ROOT) to run two private engines at once
-#   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie download when the machine's apt
+#   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie downloads when the machine's apt
 #                       sources do not name one (the default is derived from those sources)
 #
 # Networking. Another dockerd may already run on this machine (a developer's engine, for
@@ -94,7 +97,7 @@ print_exports() {
   local name
   printf 'unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n'
   for name in DOCKER_HOST DOCKER_CONFIG DSO_TEST_ROOT DSO_TEST_DATA_ROOT DSO_TEST_COMPOSE_V1 \
-    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL; do
+    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL DSO_TEST_MOTO_SERVER; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
@@ -106,6 +109,7 @@ set_exports() {
   DSO_TEST_COMPOSE_V1="$compose_v1"
   DSO_TEST_IMAGE_BUSYBOX="$busybox_image"
   DSO_TEST_IMAGE_NOSHELL="$noshell_image"
+  DSO_TEST_MOTO_SERVER="$moto_server"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -127,10 +131,14 @@ make_temp_dir() {
   printf '%s' "$dir"
 }
 
+# The engine's and the images' packages; moto's are listed with moto below.
+readonly engine_packages=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2
+  systemd debootstrap)
+
+# Installs whichever of the packages named as arguments are missing, with one apt run.
 install_packages() {
-  local wanted=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2)
   local missing=() pkg status
-  for pkg in "${wanted[@]}"; do
+  for pkg in "$@"; do
     status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
     [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
   done
@@ -214,32 +222,28 @@ debian_mirror() {
   printf '%s' "${uri%/}"
 }
 
-# Makes sure the cache holds a working Compose v2 plugin at $compose_v2_cached, downloading
-# and unpacking Debian trixie's docker-compose package if needed.
-compose_v2_cached="$DSO_TEST_CACHE/compose-v2/$compose_v2_rel"
-cache_compose_v2() {
-  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
-    return 0
-  fi
+# Engines with different roots share the cache: one download at a time. Callers look again
+# for what they want after taking the lock.
+lock_cache() {
   if ! mkdir -p "$DSO_TEST_CACHE" 2>/dev/null || [[ ! -w "$DSO_TEST_CACHE" ]]; then
     die "cannot write the cache $DSO_TEST_CACHE: run as root or set DSO_TEST_CACHE"
   fi
-  # Engines with different roots share the cache: one download at a time, then look again.
   exec 8>"$DSO_TEST_CACHE/.lock"
   flock -w 600 8 || die "timed out waiting for $DSO_TEST_CACHE/.lock"
-  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
-    exec 8>&-
-    return 0
-  fi
+}
+
+unlock_cache() {
+  exec 8>&-
+}
+
+# Downloads Debian trixie's package $1 into the new directory $2 and prints the .deb's path.
+download_trixie_deb() {
+  local package="$1" work="$2"
   local mirror="${DSO_TEST_DEBIAN_MIRROR:-}"
   [[ -n "$mirror" ]] || mirror="$(debian_mirror)"
   [[ -n "$mirror" ]] ||
     die "no Debian mirror found in /etc/apt/sources.list{,.d/}; set DSO_TEST_DEBIAN_MIRROR"
-  log "downloading Compose v2 (Debian trixie docker-compose) from the machine's mirror"
-  local work="$DSO_TEST_CACHE/compose-v2.work"
-  rm -rf "$work"
-  temp_paths+=("$work")
-  mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/unpacked"
+  mkdir -p "$work/lists/partial" "$work/archives/partial"
   local signed_by=""
   if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
     signed_by="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
@@ -259,13 +263,35 @@ cache_compose_v2() {
     -o "APT::Sandbox::User=root"
   )
   # --error-on=any: by default a failed fetch is only a warning, and the download below would
-  # then quietly pick the installed Compose v1 package.
+  # then quietly pick the installed package (for docker-compose, Compose v1).
   apt-get "${apt_opts[@]}" -qq --error-on=any update >&2 ||
     die "apt-get update of trixie from $mirror failed (set DSO_TEST_DEBIAN_MIRROR to another mirror)"
-  (cd "$work" && apt-get "${apt_opts[@]}" -qq download docker-compose >&2) ||
-    die "could not download docker-compose from trixie"
-  local debs=("$work"/docker-compose_*.deb) deb
-  deb="${debs[0]}"
+  (cd "$work" && apt-get "${apt_opts[@]}" -qq download "$package" >&2) ||
+    die "could not download $package from trixie"
+  local debs=("$work/${package}"_*.deb)
+  [[ -f "${debs[0]}" ]] || die "apt-get download left no $package .deb in $work"
+  printf '%s' "${debs[0]}"
+}
+
+# Makes sure the cache holds a working Compose v2 plugin at $compose_v2_cached, downloading
+# and unpacking Debian trixie's docker-compose package if needed.
+compose_v2_cached="$DSO_TEST_CACHE/compose-v2/$compose_v2_rel"
+cache_compose_v2() {
+  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
+    return 0
+  fi
+  lock_cache
+  if [[ -x "$compose_v2_cached" ]] && "$compose_v2_cached" version >/dev/null 2>&1; then
+    unlock_cache
+    return 0
+  fi
+  log "downloading Compose v2 (Debian trixie docker-compose) from the machine's mirror"
+  local work="$DSO_TEST_CACHE/compose-v2.work"
+  rm -rf "$work"
+  temp_paths+=("$work")
+  local deb
+  deb="$(download_trixie_deb docker-compose "$work")"
+  mkdir -p "$work/unpacked"
   dpkg-deb -x "$deb" "$work/unpacked"
   [[ -x "$work/unpacked/$compose_v2_rel" ]] ||
     die "$(basename "$deb") has no $compose_v2_rel: not the Compose v2 package"
@@ -274,7 +300,7 @@ cache_compose_v2() {
   rm -rf "$DSO_TEST_CACHE/compose-v2"
   mv "$work/unpacked" "$DSO_TEST_CACHE/compose-v2"
   basename "$deb" >"$DSO_TEST_CACHE/compose-v2/SOURCE-PACKAGE"
-  exec 8>&-
+  unlock_cache
 }
 
 setup_docker_config() {
@@ -282,6 +308,92 @@ setup_docker_config() {
   mkdir -p "$DOCKER_CONFIG/cli-plugins"
   ln -sfn "$compose_v2_cached" "$DOCKER_CONFIG/cli-plugins/docker-compose"
   [[ -f "$DOCKER_CONFIG/config.json" ]] || printf '{}\n' >"$DOCKER_CONFIG/config.json"
+}
+
+# ---------------------------------------------------------------------------------------------
+# moto_server, the AWS emulator (Secrets Manager, IAM, STS) for the aws provider's tests: moto
+# 5.1 from Debian trixie's python3-moto, unpacked into the cache, on bookworm's python3 and
+# libraries (bookworm's own python3-moto is 4.1).
+
+# python3-moto's Depends, found in bookworm, plus python3-flask-cors: moto's server imports
+# flask_cors (pip's moto[server]) though the package does not depend on it. Left out:
+# python3-antlr4, imported only by the Step Functions parser, which was generated by ANTLR 4.13
+# and so needs a newer runtime than bookworm's 4.9 anyway.
+readonly moto_packages=(python3 python3-boto3 python3-botocore python3-cryptography
+  python3-dateutil python3-flask python3-flask-cors python3-jinja2 python3-requests
+  python3-responses python3-werkzeug python3-xmltodict)
+readonly moto_not_needed=(python3-antlr4)
+readonly moto_dir="$DSO_TEST_CACHE/moto"
+# What tests run (DSO_TEST_MOTO_SERVER): moto_server's own arguments (-H, -p, ...) pass through.
+readonly moto_server="$moto_dir/bin/moto_server"
+
+# Whether the unpacked moto at $1 loads everything the tests use, on the system's python3 (not
+# a pyenv or venv python3 that PATH may find first).
+moto_loads() {
+  [[ -x "$1/bin/moto_server" ]] &&
+    PYTHONPATH="$1/usr/lib/python3/dist-packages" /usr/bin/python3 -s -c '
+import moto.moto_server.werkzeug_app, moto.secretsmanager.responses, moto.iam.responses, moto.sts.responses
+' >/dev/null 2>&1
+}
+
+# Writes $1/bin/moto_server, which runs the moto under $1 whatever PYTHON* variables and python3
+# the caller has.
+write_moto_wrapper() {
+  mkdir -p "$1/bin"
+  cat >"$1/bin/moto_server" <<'WRAPPER'
+#!/bin/sh
+# moto_server from Debian trixie's python3-moto on bookworm's python3 (DSO scripts/test-env.sh).
+root="$(cd "$(dirname "$0")/.." && pwd)" || exit 1
+unset PYTHONHOME PYTHONSTARTUP
+PYTHONPATH="$root/usr/lib/python3/dist-packages"
+export PYTHONPATH
+exec /usr/bin/python3 -s "$root/usr/bin/moto_server" "$@"
+WRAPPER
+  chmod 755 "$1/bin/moto_server"
+}
+
+# Warns when python3-moto depends on a package this script does not install: a newer moto may
+# need it (moto_loads then fails and says so).
+check_moto_depends() {
+  local deb="$1" dep name
+  local -A known=()
+  for name in "${moto_packages[@]}" "${moto_not_needed[@]}"; do known[$name]=1; done
+  while IFS= read -r dep; do
+    name="${dep%%[ (:]*}"
+    [[ -z "$name" || -n "${known[$name]:-}" ]] ||
+      log "warning: $(basename "$deb") depends on $name, which is not installed for it"
+  done < <(dpkg-deb -f "$deb" Depends | tr ',|' '\n\n' | sed 's/^[[:space:]]*//')
+}
+
+# Makes sure $moto_server works, downloading and unpacking trixie's python3-moto if needed. The
+# bookworm packages are installed by install_packages.
+setup_moto() {
+  if moto_loads "$moto_dir"; then
+    return 0
+  fi
+  lock_cache
+  if moto_loads "$moto_dir"; then
+    unlock_cache
+    return 0
+  fi
+  log "downloading moto (Debian trixie python3-moto) from the machine's mirror"
+  local work="$DSO_TEST_CACHE/moto.work"
+  rm -rf "$work"
+  temp_paths+=("$work")
+  local deb
+  deb="$(download_trixie_deb python3-moto "$work")"
+  check_moto_depends "$deb"
+  mkdir -p "$work/unpacked"
+  dpkg-deb -x "$deb" "$work/unpacked"
+  [[ -f "$work/unpacked/usr/bin/moto_server" ]] ||
+    die "$(basename "$deb") has no usr/bin/moto_server: not the moto package"
+  write_moto_wrapper "$work/unpacked"
+  moto_loads "$work/unpacked" ||
+    die "moto from $(basename "$deb") does not load on this machine's /usr/bin/python3 (try: PYTHONPATH=$work/unpacked/usr/lib/python3/dist-packages /usr/bin/python3 -c 'import moto.moto_server.werkzeug_app')"
+  rm -rf "$moto_dir"
+  mv "$work/unpacked" "$moto_dir"
+  basename "$deb" >"$moto_dir/SOURCE-PACKAGE"
+  unlock_cache
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -560,13 +672,16 @@ cmd_up() {
   # stdout carries only the exports; everything else goes to stderr.
   exec 3>&1 1>&2
   with_lock
-  install_packages
+  install_packages "${engine_packages[@]}" "${moto_packages[@]}"
   set_exports
   [[ -x "$DSO_TEST_COMPOSE_V1" ]] || die "$DSO_TEST_COMPOSE_V1 (Compose v1) not found"
   setup_docker_config
+  setup_moto
   start_engine
   build_busybox_image
   build_noshell_image
+  # Debian with systemd as PID 1, for the `dso system setup` test (cached; its own script).
+  DSO_TEST_CACHE="$DSO_TEST_CACHE" bash "$repo_root/scripts/test-systemd-image.sh" >/dev/null
   log "ready in $((SECONDS - started)) s: DOCKER_HOST=$DOCKER_HOST"
   print_exports >&3
 }
@@ -593,8 +708,9 @@ case "${1:-up}" in
     set_exports
     print_exports
     ;;
+  mirror) printf '%s\n' "${DSO_TEST_DEBIAN_MIRROR:-$(debian_mirror)}" ;;
   *)
-    printf 'usage: %s [up|down|purge|env]   (or: source %s)\n' "$0" "$0" >&2
+    printf 'usage: %s [up|down|purge|env|mirror]   (or: source %s)\n' "$0" "$0" >&2
     exit 2
     ;;
 esac
