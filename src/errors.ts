@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'PROVIDER_NOT_CONFIGURED'
   | 'PROVIDER_FAILED'
   | 'AGENT_UNREACHABLE'
+  | 'PERMISSION_DENIED'
+  | 'SYSTEMD_FAILED'
   | 'INTERNAL';
 
 /** Exit codes are grouped so scripts can tell "you asked wrongly" from "the world is broken". */
@@ -60,6 +62,8 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   PROVIDER_NOT_CONFIGURED: 3,
   PROVIDER_FAILED: 10,
   AGENT_UNREACHABLE: 11,
+  PERMISSION_DENIED: 12,
+  SYSTEMD_FAILED: 13,
   INTERNAL: 1,
 };
 
