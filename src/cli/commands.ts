@@ -15,7 +15,7 @@ export interface CommandEntry {
 
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'init', group: 'Secrets', summary: 'Create the encrypted local vault (~/.dso/vault.enc)', load: () => import('./commands/init.ts') },
-  { name: 'bootstrap', group: 'Secrets', summary: 'Set up DSO: `bootstrap local` creates the local vault', load: () => import('./commands/bootstrap.ts') },
+  { name: 'bootstrap', group: 'Secrets', summary: 'Set up DSO: `bootstrap local` (the local vault) or `bootstrap agent` (a host)', load: () => import('./commands/bootstrap.ts') },
   { name: 'secret', group: 'Secrets', summary: 'Set, get, list and remove secrets in the local vault', load: () => import('./commands/secret.ts') },
   { name: 'up', group: 'Compose', summary: 'Resolve dso:// and dsofile:// secrets and run `compose up`', load: () => import('./commands/up.ts') },
   { name: 'down', group: 'Compose', summary: 'Run `compose down` and remove DSO secret storage', load: () => import('./commands/down.ts') },
@@ -23,6 +23,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'status', group: 'Other', summary: 'Show the mode, agent, providers, cache and managed containers', load: () => import('./commands/status.ts') },
   { name: 'doctor', group: 'Other', summary: 'Check this host: Docker, Compose, vault or agent, providers, permissions', load: () => import('./commands/doctor.ts') },
   { name: 'agent', group: 'Other', summary: 'Run the DSO agent (Cloud Mode) in the foreground', load: () => import('./commands/agent.ts') },
+  { name: 'system', group: 'Other', summary: 'Manage the agent as a systemd service: setup, enable, status, logs...', load: () => import('./commands/system.ts') },
   { name: 'config', group: 'Other', summary: 'Show, validate and edit dso.yaml', load: () => import('./commands/config.ts') },
   { name: 'version', group: 'Other', summary: 'Print the DSO version', load: () => import('./commands/version.ts') },
 ];
