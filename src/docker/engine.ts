@@ -36,6 +36,29 @@ export interface ContainerSpec {
   volumes: Record<string, string>;
 }
 
+/** The engine's full description of a container, as `docker inspect` gives it (for recreating it). */
+export type ContainerDetails = import('dockerode').ContainerInspectInfo;
+/** What creating a container takes, as the Engine API's create call has it. */
+export type ContainerCreateSpec = import('dockerode').ContainerCreateOptions;
+
+export interface ImageConfig {
+  id: string;
+  entrypoint: string[];
+  cmd: string[];
+  user?: string;
+  healthcheck: boolean;
+}
+
+/** One line of the engine's event stream (`docker events`), as far as DSO reads it. */
+export interface EngineEvent {
+  type: string;
+  action: string;
+  id: string;
+  attributes: Record<string, string>;
+  /** Nanoseconds since the epoch, as the engine stamps it. */
+  timeNano: number;
+}
+
 export interface Engine {
   readonly host: string;
   ping(): Promise<void>;
@@ -56,6 +79,19 @@ export interface Engine {
   removeContainer(id: string): Promise<void>;
   exec(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }>;
   putArchive(id: string, path: string, tar: Uint8Array): Promise<void>;
+  /** `docker inspect` of a container, whole; undefined when there is none by that name or id. */
+  inspectDetails(nameOrId: string): Promise<ContainerDetails | undefined>;
+  /** An image's entrypoint, command and id; undefined when the image is not on the engine. */
+  imageConfig(ref: string): Promise<ImageConfig | undefined>;
+  /** Creates a container from a full spec (the name included) and returns its id. */
+  createContainer(spec: ContainerCreateSpec): Promise<string>;
+  connectNetwork(network: string, containerId: string, endpoint: Record<string, unknown>): Promise<void>;
+  renameContainer(id: string, name: string): Promise<void>;
+  /** Stops gracefully: the container's stop signal, then SIGKILL after `timeoutSeconds`. */
+  stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
+  killContainer(id: string, signal: string): Promise<void>;
+  /** The event stream until `signal` aborts or the connection ends (the caller reconnects). */
+  events(filters: Record<string, string[]>, signal: AbortSignal): AsyncIterable<EngineEvent>;
 }
 
 export async function connectEngine(env: Env): Promise<Engine> {
@@ -272,5 +308,97 @@ class DockerodeEngine implements Engine {
     await this.call(`copy files into container ${id.slice(0, 12)}`, () =>
       this.docker.getContainer(id).putArchive(Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength), { path }),
     );
+  }
+
+  async inspectDetails(nameOrId: string): Promise<ContainerDetails | undefined> {
+    try {
+      return await this.docker.getContainer(nameOrId).inspect();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      throw this.translate(`inspect container ${nameOrId}`, e);
+    }
+  }
+
+  async imageConfig(ref: string): Promise<ImageConfig | undefined> {
+    const img = await this.inspectImage(ref);
+    if (!img) return undefined;
+    const list = (x: unknown) => (Array.isArray(x) ? x.map(String) : typeof x === 'string' ? [x] : []);
+    const test = (img.Config as { Healthcheck?: { Test?: string[] } } | undefined)?.Healthcheck?.Test;
+    return {
+      id: img.Id,
+      entrypoint: list(img.Config?.Entrypoint),
+      cmd: list(img.Config?.Cmd),
+      ...(img.Config?.User ? { user: img.Config.User } : {}),
+      healthcheck: Array.isArray(test) && test.length > 0 && test[0] !== 'NONE',
+    };
+  }
+
+  async createContainer(spec: ContainerCreateSpec): Promise<string> {
+    const c = await this.call(`create container ${spec.name ?? ''}`.trim(), () => this.docker.createContainer(spec));
+    return c.id;
+  }
+
+  async connectNetwork(network: string, containerId: string, endpoint: Record<string, unknown>): Promise<void> {
+    await this.call(`connect container ${containerId.slice(0, 12)} to network ${network}`, () => this.docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: endpoint }));
+  }
+
+  async renameContainer(id: string, name: string): Promise<void> {
+    await this.call(`rename container ${id.slice(0, 12)} to ${name}`, () => this.docker.getContainer(id).rename({ name }));
+  }
+
+  async stopContainer(id: string, timeoutSeconds?: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop(timeoutSeconds === undefined ? {} : { t: timeoutSeconds });
+    } catch (e) {
+      // 304: already stopped; 404: already gone. Both are what the caller wanted.
+      const status = (e as { statusCode?: number }).statusCode;
+      if (status === 304 || status === 404) return;
+      throw this.translate(`stop container ${id.slice(0, 12)}`, e);
+    }
+  }
+
+  async killContainer(id: string, signal: string): Promise<void> {
+    await this.call(`send ${signal} to container ${id.slice(0, 12)}`, () => this.docker.getContainer(id).kill({ signal }));
+  }
+
+  async *events(filters: Record<string, string[]>, signal: AbortSignal): AsyncIterable<EngineEvent> {
+    const options = { filters, abortSignal: signal } as unknown as import('dockerode').GetEventsOptions;
+    const stream = (await this.call('stream its events', () => this.docker.getEvents(options))) as NodeJS.ReadableStream & { destroy?(): void };
+    const onAbort = () => stream.destroy?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Every stream gets an error handler (platform-facts): an error ends the iteration below.
+    stream.on('error', () => {});
+    let rest = '';
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+        rest += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+        let nl: number;
+        while ((nl = rest.indexOf('\n')) !== -1) {
+          const line = rest.slice(0, nl).trim();
+          rest = rest.slice(nl + 1);
+          if (!line) continue;
+          let raw: { Type?: string; Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; id?: string; timeNano?: number };
+          try {
+            raw = JSON.parse(line);
+          } catch {
+            continue;
+          }
+          yield {
+            type: String(raw.Type ?? ''),
+            action: String(raw.Action ?? ''),
+            id: String(raw.Actor?.ID ?? raw.id ?? ''),
+            attributes: raw.Actor?.Attributes ?? {},
+            timeNano: Number(raw.timeNano ?? 0),
+          };
+        }
+      }
+    } catch (e) {
+      // The caller's abort destroys the stream, which ends the iteration with an error: that end
+      // was asked for. Any other error (the engine went away) is the caller's to handle.
+      if (!signal.aborted) throw e;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy?.();
+    }
   }
 }
