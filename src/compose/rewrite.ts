@@ -3,7 +3,7 @@
 // in as bytes at the very end, so they never exist as JS strings and the buffer can be wiped.
 import { randomBytes } from 'node:crypto';
 import { DsoError } from '../errors.ts';
-import { LABEL_ENV_SECRETS, LABEL_FILE_SECRETS, LABEL_HOLDER, LABEL_MANAGED, LABEL_SECRETS } from './labels.ts';
+import { LABEL_ENV_SECRETS, LABEL_FILES, LABEL_HOLDER, LABEL_MANAGED, LABEL_SECRETS } from './labels.ts';
 import type { SecretPlan } from './plan.ts';
 
 type Json = Record<string, unknown>;
@@ -63,7 +63,7 @@ export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions 
     const names = [...new Set([...sp.env.map((e) => e.name), ...sp.files.map((f) => f.name)])].sort();
     setLabel(svc, LABEL_SECRETS, names.join(','));
     if (sp.env.length) setLabel(svc, LABEL_ENV_SECRETS, sp.env.map((e) => `${e.variable}=${e.name}`).join(','));
-    if (sp.files.length) setLabel(svc, LABEL_FILE_SECRETS, sp.files.map((f) => `${f.path}=${f.name}`).join(','));
+    if (sp.files.length) setLabel(svc, LABEL_FILES, JSON.stringify(sp.files.map((f) => ({ path: f.path, id: f.name, uid: f.uid, gid: f.gid, mode: f.mode }))));
     if (opts.holder && sp.mounts.length) setLabel(svc, LABEL_HOLDER, opts.holder);
   }
   if (out.secrets && typeof out.secrets === 'object') {
