@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DsoError } from '../errors.ts';
-import { LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_SERVICE } from '../compose/labels.ts';
+import { LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
 import type { SecretPlan } from '../compose/plan.ts';
 import type { Engine } from './engine.ts';
 import { HOLDER_SHA256, HOLDER_VERSION, holderBinary, type HolderArch } from './holder-binary.ts';
@@ -17,6 +17,8 @@ import { buildTar, type TarEntry } from './tar.ts';
 const HOLDER_REPO = 'dso-holder';
 const HOLDER_PATH = '/dso-holder';
 const VOLUME_ROOT_IN_HOLDER = '/v';
+/** In each secret volume, written last: the volume is complete. */
+export const READY_MARKER = '.dso-ready';
 /** A ceiling, not a reservation: tmpfs takes memory only for what is written. */
 const VOLUME_SIZE = '64m';
 
@@ -49,7 +51,7 @@ export async function engineArch(engine: Engine): Promise<HolderArch> {
   return v.arch;
 }
 
-async function ensureHolderImage(engine: Engine, arch: HolderArch, progress: Progress): Promise<string> {
+export async function ensureHolderImage(engine: Engine, arch: HolderArch, progress: Progress): Promise<string> {
   const ref = holderImageRef(arch);
   if (await engine.imageExists(ref)) return ref;
   progress(`Creating the secret holder image ${ref} (a ${holderBinary(arch).length}-byte static binary, no registry needed)`);
@@ -72,7 +74,7 @@ async function ensureVolume(engine: Engine, project: string, service: string, di
   await engine.createVolume(
     volume,
     { type: 'tmpfs', device: 'tmpfs', o: `size=${VOLUME_SIZE},mode=0755` },
-    { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'secret-volume', [LABEL_PROJECT]: project, [LABEL_SERVICE]: service, [LABEL_MOUNT_DIR]: dir },
+    { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'secret-volume', [LABEL_PROJECT]: project, [LABEL_SERVICE]: service, [LABEL_MOUNT_DIR]: dir, [LABEL_GENERATION]: 'base' },
   );
   return true;
 }
@@ -134,6 +136,145 @@ export async function deliverFiles(
   }
 }
 
+/** A file for a secret volume: where it goes inside the container, who owns it, which secret it holds. */
+export interface VolumeFile {
+  path: string;
+  id: string;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+export interface Generation {
+  /** The new volume for each secret directory. */
+  volumes: Map<string, string>;
+  holder: string;
+  /** Removes the holder, then the volumes (their RAM is freed with the last mount). */
+  remove(): Promise<void>;
+}
+
+/**
+ * A new generation of a container's secret volumes, for a rotation: fresh tmpfs volumes named
+ * after the rotation, held by a holder of their own, verified RAM-backed and filled with every
+ * file of the container (ready marker last), before any container uses them. The container keeps
+ * its old volumes until it is replaced, so a rollback needs nothing restored. `created` is told
+ * each object as soon as it exists, so a crash leaves nothing the state does not know about.
+ */
+export async function prepareGeneration(
+  engine: Engine,
+  target: { project: string; service: string; rotation: string; dirs: readonly string[] },
+  files: readonly VolumeFile[],
+  value: (id: string) => Uint8Array,
+  created: (names: { volumes: string[]; holder?: string }) => Promise<void>,
+  progress: Progress = () => {},
+): Promise<Generation> {
+  const arch = await engineArch(engine);
+  const image = await ensureHolderImage(engine, arch, progress);
+  const volumes = new Map<string, string>();
+  for (const dir of target.dirs) {
+    const suffix = createHash('sha256').update(dir).digest('hex').slice(0, 8);
+    volumes.set(dir, `dso_${target.project}_${target.service}_${suffix}_${target.rotation}`);
+  }
+  const names = [...volumes.values()];
+  const holderName = `dso-holder-${target.project}-${target.rotation}`;
+  await created({ volumes: names, holder: holderName });
+  let holderId: string | undefined;
+  const remove = async () => {
+    await engine.removeContainer(holderId ?? holderName).catch(() => {});
+    for (const v of names) await engine.removeVolume(v).catch(() => {});
+  };
+  try {
+    for (const [dir, volume] of volumes) {
+      await engine.createVolume(volume, { type: 'tmpfs', device: 'tmpfs', o: `size=${VOLUME_SIZE},mode=0755` }, {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_ROLE]: 'secret-volume',
+        [LABEL_PROJECT]: target.project,
+        [LABEL_SERVICE]: target.service,
+        [LABEL_MOUNT_DIR]: dir,
+        [LABEL_GENERATION]: target.rotation,
+        [LABEL_ROTATION]: target.rotation,
+      });
+    }
+    holderId = await engine.createHolderContainer({
+      name: holderName,
+      image,
+      labels: { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'holder', [LABEL_PROJECT]: target.project, [LABEL_ROTATION]: target.rotation },
+      volumes: Object.fromEntries(names.map((v) => [v, `${VOLUME_ROOT_IN_HOLDER}/${v}`])),
+    });
+    await engine.startContainer(holderId);
+    await verifyRamBacked(engine, holderId, names);
+    for (const [dir, volume] of volumes) {
+      const inDir = files.filter((f) => f.path.startsWith(`${dir}/`));
+      const tar = buildTar(volumeEntries(dir, inDir.map((f) => ({ ...f, name: f.id })), value));
+      try {
+        await engine.putArchive(holderId, `${VOLUME_ROOT_IN_HOLDER}/${volume}`, tar);
+      } finally {
+        tar.fill(0);
+      }
+    }
+    return { volumes, holder: holderName, remove };
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+}
+
+/** The running holder that keeps `volume` mounted (started again if it was stopped). */
+async function holderOf(engine: Engine, volume: string): Promise<{ id: string }> {
+  const holders = await engine.listContainers([`${LABEL_ROLE}=holder`]);
+  const h = holders.find((x) => x.volumes.includes(volume));
+  if (!h) throw new DsoError('DOCKER_API', `no DSO holder keeps the secret volume ${volume} mounted`, { hint: 'run `docker dso up` for its project again' });
+  if (!h.running) await engine.startContainer(h.id);
+  return { id: h.id };
+}
+
+/**
+ * Replaces files in a volume that a running container uses, so that the application never reads
+ * a partial file: the new files are copied into a staging directory inside the same volume (the
+ * same tmpfs), then `dso-holder publish` renames each over its old version, which the kernel
+ * does atomically. `dir` is where the volume is mounted in the application's container.
+ */
+export async function publishFiles(engine: Engine, volume: string, dir: string, files: readonly VolumeFile[], value: (id: string) => Uint8Array): Promise<void> {
+  const holder = await holderOf(engine, volume);
+  const staging = `.dso-staging-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`;
+  const entries = volumeEntries(dir, files.map((f) => ({ ...f, name: f.id })), value).map((e) => ({ ...e, path: `${staging}/${e.path}` }));
+  const tar = buildTar([{ path: staging, type: 'dir', mode: 0o700, uid: 0, gid: 0 }, ...entries]);
+  const root = `${VOLUME_ROOT_IN_HOLDER}/${volume}`;
+  try {
+    await engine.putArchive(holder.id, root, tar);
+  } finally {
+    tar.fill(0);
+  }
+  const r = await engine.exec(holder.id, [HOLDER_PATH, 'publish', `${root}/${staging}`, root]);
+  if (r.exitCode !== 0) {
+    throw new DsoError('DOCKER_API', `could not publish new secret files into volume ${volume} (dso-holder exited ${r.exitCode}: ${r.output.trim().split('\n').at(-1) ?? ''})`, {
+      hint: 'the old files are still in place; run the rotation again',
+    });
+  }
+}
+
+/**
+ * Removes secret volumes a rotation made once no container uses them, with their holders. The
+ * `base` volumes named by the compose model stay: Compose mounts them into the containers it
+ * creates (a scale-up), and `docker dso up` refreshes them before it does.
+ */
+export async function retireVolumes(engine: Engine, volumes: readonly string[]): Promise<void> {
+  for (const name of volumes) {
+    const v = await engine.inspectVolume(name);
+    if (!v || v.labels[LABEL_GENERATION] === 'base' || v.labels[LABEL_GENERATION] === undefined) continue;
+    const users = await engine.listContainers([`${LABEL_MANAGED}=true`]);
+    if (users.some((c) => !c.labels[LABEL_ROLE] && c.volumes.includes(name))) continue;
+    for (const h of users.filter((c) => c.labels[LABEL_ROLE] === 'holder' && c.volumes.includes(name))) await engine.removeContainer(h.id);
+    await engine.removeVolume(name);
+  }
+}
+
+/** Removes the holders and volumes a rotation made (recovery, or its own rollback). */
+export async function removeRotationObjects(engine: Engine, rotation: string): Promise<void> {
+  for (const h of await engine.listContainers([`${LABEL_ROTATION}=${rotation}`, `${LABEL_ROLE}=holder`])) await engine.removeContainer(h.id);
+  for (const v of await engine.listVolumes([`${LABEL_ROTATION}=${rotation}`])) await engine.removeVolume(v.name).catch(() => {});
+}
+
 /**
  * Proves, end to end, that this engine gives DSO RAM-backed secret storage: a throwaway tmpfs
  * volume held by a holder container, checked with statfs from inside the engine host's mount
@@ -173,7 +314,12 @@ async function verifyRamBacked(engine: Engine, holderId: string, volumes: string
   }
 }
 
-function volumeEntries(dir: string, files: readonly SecretPlan['services'][number]['files'][number][], value: (name: string) => Uint8Array): TarEntry[] {
+/**
+ * The archive entries for one secret volume: the files under `dir`, their parent directories, and
+ * last the ready marker, which `dso-holder await` (the wrapper of application entrypoints) waits
+ * for: a volume emptied by a reboot holds no marker until DSO has filled it again.
+ */
+function volumeEntries(dir: string, files: ReadonlyArray<{ name: string; path: string; uid: number; gid: number; mode: number }>, value: (name: string) => Uint8Array): TarEntry[] {
   const dirs = new Set<string>();
   const entries: TarEntry[] = [];
   for (const f of files) {
@@ -190,17 +336,27 @@ function volumeEntries(dir: string, files: readonly SecretPlan['services'][numbe
   for (const f of files) {
     entries.push({ path: posix.relative(dir, f.path), type: 'file', mode: f.mode, uid: f.uid, gid: f.gid, data: value(f.name) });
   }
+  entries.push({ path: READY_MARKER, type: 'file', mode: 0o444, uid: 0, gid: 0, data: new Uint8Array(0) });
   return entries;
 }
 
-/** Removes a project's holders and secret volumes (after `compose down`). Returns what stayed. */
+/**
+ * Removes a project's holders and secret volumes that nothing needs: after `compose down` all of
+ * them; after `up`, those of an earlier run that no container mounts any more. A holder whose
+ * volumes a live container mounts (a rotated container's new generation) is kept: without it the
+ * volume would lose its files the next time that container restarts.
+ */
 export async function removeProjectSecrets(engine: Engine, project: string, opts: { keepHolder?: string; keepVolumes?: readonly string[] } = {}): Promise<string[]> {
+  const inUse = new Set((await engine.listContainers([`${LABEL_MANAGED}=true`])).filter((c) => !c.labels[LABEL_ROLE]).flatMap((c) => c.volumes));
   const holders = await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${project}`]);
-  for (const h of holders) if (h.name !== opts.keepHolder) await engine.removeContainer(h.id);
+  for (const h of holders) {
+    if (h.name === opts.keepHolder || h.volumes.some((v) => inUse.has(v))) continue;
+    await engine.removeContainer(h.id);
+  }
   const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`]);
   const left: string[] = [];
   for (const v of volumes) {
-    if (opts.keepVolumes?.includes(v.name)) continue;
+    if (opts.keepVolumes?.includes(v.name) || inUse.has(v.name)) continue;
     try {
       await engine.removeVolume(v.name);
     } catch {
