@@ -18,6 +18,13 @@ export const LABEL_FILES = 'dso.files';
  * containers hold an outdated value. Set only when the agent resolved the values.
  */
 export const LABEL_VERSIONS = 'dso.versions';
+/** The local vault that supplied a container's local names (src/vault/vault-id.ts): rotation stays within it. */
+export const LABEL_VAULT = 'dso.vault';
+/**
+ * Where a container's provider references were resolved: `agent` (Cloud Mode), or the path of the
+ * dso.yaml whose providers the CLI ran. Rotation only touches containers of its own source.
+ */
+export const LABEL_CONFIG = 'dso.config';
 /** The Compose project a DSO volume or holder belongs to. */
 export const LABEL_PROJECT = 'dso.project';
 /** What a DSO-made object is: `holder` (keeps secret volumes mounted) or `secret-volume`. */

@@ -3,7 +3,7 @@
 // in as bytes at the very end, so they never exist as JS strings and the buffer can be wiped.
 import { randomBytes } from 'node:crypto';
 import { DsoError } from '../errors.ts';
-import { LABEL_ENV_SECRETS, LABEL_FILES, LABEL_HOLDER, LABEL_MANAGED, LABEL_SECRETS } from './labels.ts';
+import { LABEL_CONFIG, LABEL_ENV_SECRETS, LABEL_FILES, LABEL_HOLDER, LABEL_MANAGED, LABEL_SECRETS, LABEL_VAULT, LABEL_VERSIONS } from './labels.ts';
 import type { SecretPlan } from './plan.ts';
 
 type Json = Record<string, unknown>;
@@ -15,6 +15,12 @@ export interface RewriteOptions {
   holder?: string;
   /** Values for dso:// references. Without it (commands that start nothing), they become "". */
   values?: ValueSource;
+  /** Fingerprints of the values by id (from the agent), stamped on each service for rotation. */
+  markers?: ReadonlyMap<string, string>;
+  /** The local vault's id, for services that use local names. */
+  vaultId?: string;
+  /** `agent`, or the dso.yaml path, for services that use provider references. */
+  configSource?: string;
 }
 
 /** Returns the model as UTF-8 JSON bytes. The caller must wipe them after use. */
@@ -65,6 +71,10 @@ export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions 
     if (sp.env.length) setLabel(svc, LABEL_ENV_SECRETS, sp.env.map((e) => `${e.variable}=${e.name}`).join(','));
     if (sp.files.length) setLabel(svc, LABEL_FILES, JSON.stringify(sp.files.map((f) => ({ path: f.path, id: f.name, uid: f.uid, gid: f.gid, mode: f.mode }))));
     if (opts.holder && sp.mounts.length) setLabel(svc, LABEL_HOLDER, opts.holder);
+    if (opts.vaultId && names.some((n) => !n.includes(':'))) setLabel(svc, LABEL_VAULT, opts.vaultId);
+    if (opts.configSource && names.some((n) => n.includes(':'))) setLabel(svc, LABEL_CONFIG, opts.configSource);
+    const markers = names.filter((n) => opts.markers?.has(n)).map((n) => [n, opts.markers!.get(n)!]);
+    if (markers.length > 0) setLabel(svc, LABEL_VERSIONS, JSON.stringify(Object.fromEntries(markers)));
   }
   if (out.secrets && typeof out.secrets === 'object') {
     const secrets = out.secrets as Json;

@@ -1,6 +1,7 @@
 // One Compose invocation through DSO: load the model, plan the secrets, check the engine, open
 // the vault, deliver files into RAM, render the model and run Compose. Every check that can fail
 // runs before anything is created, and what DSO created is undone if a later step fails.
+import { realpathSync } from 'node:fs';
 import type { Cli } from '../cli/context.ts';
 import { info, warn } from '../cli/output.ts';
 import { openVault } from '../cli/vault-session.ts';
@@ -73,11 +74,15 @@ async function createWithSecrets(
   const providers = mode?.mode === 'local' ? await openProviders(cli, remote) : undefined;
 
   const values = new Map<string, SecretBytes>();
+  const markers = new Map<string, string>();
   let delivery: Awaited<ReturnType<typeof import('../docker/secret-volumes.ts').deliverFiles>>;
   let model: Uint8Array | undefined;
   try {
     if (mode?.mode === 'cloud') {
-      for (const [id, value] of await resolveThroughAgent(cli, remote)) values.set(id, value);
+      for (const [id, got] of await resolveThroughAgent(cli, remote)) {
+        values.set(id, got.value);
+        if (got.fingerprint) markers.set(id, got.fingerprint);
+      }
       trace.phase('agent resolved');
     }
     if (providers) {
@@ -106,7 +111,12 @@ async function createWithSecrets(
     // Render before delivering files: a value that cannot be an environment variable fails here,
     // while nothing has been created yet.
     const holderHint = hasFiles ? (await import('../docker/secret-volumes.ts')).holderName(project.name, plan.services.flatMap((s) => s.mounts.map((m) => m.volume))) : undefined;
-    model = renderModel(project.model, plan, { values: value, holder: holderHint });
+    const { vaultPath } = await import('../cli/context.ts');
+    const origin = {
+      ...(local.length > 0 ? { vaultId: (await import('../vault/vault-id.ts')).vaultIdOf(vaultPath(cli.env)) } : {}),
+      ...(mode?.mode === 'cloud' ? { configSource: 'agent' } : providers ? { configSource: realpathSync(providers.config.path) } : {}),
+    };
+    model = renderModel(project.model, plan, { values: value, holder: holderHint, markers, ...origin });
     if (engine && hasFiles) {
       const { deliverFiles } = await import('../docker/secret-volumes.ts');
       delivery = await deliverFiles(engine, plan, value, (m) => info(cli, m));
@@ -172,15 +182,15 @@ async function modeFor(cli: Cli, flag: string | undefined): Promise<import('../c
 }
 
 /** Cloud Mode: the agent resolves provider references; failures are listed as in Local Mode. */
-async function resolveThroughAgent(cli: Cli, remote: Wanted[]): Promise<Map<string, SecretBytes>> {
+async function resolveThroughAgent(cli: Cli, remote: Wanted[]): Promise<Map<string, { value: SecretBytes; fingerprint?: string }>> {
   const { agentResolve } = await import('../agent/client.ts');
   const { agentSocketPath } = await import('../config/find.ts');
   const { failureError } = await import('../providers/resolver.ts');
   const socket = await agentSocketPath(cli.env);
   const got = await agentResolve(socket, remote.map((w) => w.id.id));
-  const values = new Map<string, SecretBytes>();
+  const values = new Map<string, { value: SecretBytes; fingerprint?: string }>();
   for (const [id, v] of got.values) {
-    values.set(id, v.value);
+    values.set(id, { value: v.value, ...(v.fingerprint ? { fingerprint: v.fingerprint } : {}) });
     if (v.stale) warn(cli, `${id}: the agent served a cached value; its provider is unavailable`);
   }
   const byId = new Map(remote.map((w) => [w.id.id, w]));
@@ -190,7 +200,7 @@ async function resolveThroughAgent(cli: Cli, remote: Wanted[]): Promise<Map<stri
     ...missing.map((w) => ({ wanted: w, provider: w.id.provider!, kind: 'internal', message: 'the agent did not answer for it' })),
   ];
   if (failures.length > 0) {
-    wipeAll(...values.values());
+    wipeAll(...[...values.values()].map((v) => v.value));
     throw failureError(failures, 'nothing was started');
   }
   return values;

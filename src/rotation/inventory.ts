@@ -8,6 +8,7 @@ import {
   COMPOSE_ONEOFF,
   COMPOSE_PROJECT,
   COMPOSE_SERVICE,
+  LABEL_CONFIG,
   LABEL_ENV_SECRETS,
   LABEL_FILES,
   LABEL_HEALTH_CMD,
@@ -19,6 +20,7 @@ import {
   LABEL_ROTATION,
   LABEL_SIGNAL,
   LABEL_STRATEGY,
+  LABEL_VAULT,
   LABEL_VERSIONS,
 } from '../compose/labels.ts';
 import { STRATEGIES, type Strategy } from '../config/agent.ts';
@@ -63,6 +65,9 @@ export interface ManagedContainer {
   probe: HealthProbe;
   /** Set on containers a rotation created. */
   rotation?: string;
+  /** Where its local names came from (a vault id) and its provider references (`agent` or a dso.yaml path). */
+  vault?: string;
+  config?: string;
   details: ContainerDetails;
 }
 
@@ -194,6 +199,8 @@ export function describeContainer(d: ContainerDetails): ManagedContainer {
     overlap: { ok: overlapReasons.length === 0, reasons: overlapReasons },
     probe: probeFor(d),
     ...(labels[LABEL_ROTATION] ? { rotation: labels[LABEL_ROTATION] } : {}),
+    ...(labels[LABEL_VAULT] ? { vault: labels[LABEL_VAULT] } : {}),
+    ...(labels[LABEL_CONFIG] ? { config: labels[LABEL_CONFIG] } : {}),
     details: d,
   };
 }
@@ -208,4 +215,14 @@ export async function loadManaged(engine: Engine): Promise<ManagedContainer[]> {
     if (d) out.push(describeContainer(d));
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Whether `c` got secret `id` from the same place the caller would give it a new value: a local
+ * name from the vault `vaultId`, a provider reference from the same dso.yaml (or the agent).
+ * Another vault's `app/token` on the same engine is another secret.
+ */
+export function sameSource(c: ManagedContainer, id: string, source: { vaultId?: string; config?: string }): boolean {
+  if (!c.ids.includes(id)) return false;
+  return id.includes(':') ? c.config !== undefined && c.config === source.config : c.vault !== undefined && c.vault === source.vaultId;
 }

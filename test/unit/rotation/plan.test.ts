@@ -3,7 +3,7 @@
 // works, says why, and orders rotations by depends_on.
 import { expect, test } from 'bun:test';
 import type { ContainerDetails } from '../../../src/docker/engine.ts';
-import { describeContainer } from '../../../src/rotation/inventory.ts';
+import { describeContainer, sameSource } from '../../../src/rotation/inventory.ts';
 import { formatPlan, planRotation } from '../../../src/rotation/plan.ts';
 
 interface Fixture {
@@ -128,4 +128,15 @@ test('depends_on orders the waves: databases before the services that use them',
   expect(text).toContain('1. shop-db-1: rolling');
   expect(text).toContain('4. shop-web-1 [after wave 1]: rolling');
   expect(text).toContain('Waves follow depends_on');
+});
+
+test('a container is rotated only by the source its secrets came from: its vault, its dso.yaml, or the agent', () => {
+  const c = describeContainer(details({ service: 'x', env: 'A=app/token,B=vault:db#pw', labels: { 'dso.vault': 'v1', 'dso.config': '/srv/p/dso.yaml' } }));
+  expect(sameSource(c, 'app/token', { vaultId: 'v1' })).toBe(true);
+  expect(sameSource(c, 'app/token', { vaultId: 'v2' })).toBe(false);
+  expect(sameSource(c, 'vault:db#pw', { config: '/srv/p/dso.yaml' })).toBe(true);
+  expect(sameSource(c, 'vault:db#pw', { config: 'agent' })).toBe(false);
+  expect(sameSource(c, 'vault:other', { config: '/srv/p/dso.yaml' })).toBe(false);
+  // Containers made before these labels existed are nobody's to rotate.
+  expect(sameSource(describeContainer(details({ service: 'y', env: 'A=app/token' })), 'app/token', { vaultId: 'v1' })).toBe(false);
 });
