@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'AGENT_UNREACHABLE'
   | 'PERMISSION_DENIED'
   | 'SYSTEMD_FAILED'
+  | 'ROTATION_FAILED'
   | 'INTERNAL';
 
 /** Exit codes are grouped so scripts can tell "you asked wrongly" from "the world is broken". */
@@ -64,6 +65,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   AGENT_UNREACHABLE: 11,
   PERMISSION_DENIED: 12,
   SYSTEMD_FAILED: 13,
+  ROTATION_FAILED: 14,
   INTERNAL: 1,
 };
 

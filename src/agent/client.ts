@@ -5,7 +5,7 @@ import { FrameDecoder } from '../providers/frames.ts';
 import { SecretBytes, wipeAll } from '../secrets/secret-bytes.ts';
 
 export interface AgentResolution {
-  values: Map<string, { value: SecretBytes; version?: string; stale: boolean }>;
+  values: Map<string, { value: SecretBytes; version?: string; fingerprint?: string; stale: boolean }>;
   failures: Array<{ id: string; kind: string; message: string }>;
 }
 
@@ -46,7 +46,7 @@ export async function agentResolve(socket: string, ids: string[]): Promise<Agent
     let ended = false;
     for (const m of decoder.push(bytes)) {
       if (m.type === 'value' && typeof m.id === 'string' && m.value instanceof Uint8Array) {
-        out.values.set(m.id, { value: new SecretBytes(m.value), ...(typeof m.version === 'string' ? { version: m.version } : {}), stale: m.stale === true });
+        out.values.set(m.id, { value: new SecretBytes(m.value), ...(typeof m.version === 'string' ? { version: m.version } : {}), ...(typeof m.fingerprint === 'string' ? { fingerprint: m.fingerprint } : {}), stale: m.stale === true });
       } else if (m.type === 'failure' && typeof m.id === 'string') {
         out.failures.push({ id: m.id, kind: String(m.kind), message: String(m.message) });
       } else if (m.type === 'end') {
@@ -62,4 +62,34 @@ export async function agentResolve(socket: string, ids: string[]): Promise<Agent
     bytes.fill(0);
     decoder.wipe();
   }
+}
+
+/**
+ * Asks the agent to rotate every container that uses `secret` (or, with dryRun, only to plan it).
+ * The answer is a stream of JSON lines: progress lines while it works, then the result.
+ */
+export async function agentRotate(socket: string, body: { secret: string; dryRun: boolean }, onProgress?: (line: string) => void): Promise<import('../rotation/local.ts').LocalRotationResult> {
+  const r = await call(socket, '/v1/rotate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok || !r.body) {
+    const err = (await r.json().catch(() => ({}))) as { error?: { code?: string; message?: string; hint?: string } };
+    throw new DsoError('ROTATION_FAILED', `the agent refused the rotation (${r.status}): ${err.error?.message ?? 'no details'}`, err.error?.hint ? { hint: err.error.hint } : {});
+  }
+  const decoder = new TextDecoder();
+  let rest = '';
+  let result: import('../rotation/local.ts').LocalRotationResult | undefined;
+  for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
+    rest += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) !== -1) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      if (!line.trim()) continue;
+      const m = JSON.parse(line) as { type: string; line?: string; plan?: unknown; outcomes?: unknown; error?: { message: string; hint?: string } };
+      if (m.type === 'progress' && m.line) onProgress?.(m.line);
+      else if (m.type === 'result') result = { plan: m.plan, outcomes: m.outcomes } as import('../rotation/local.ts').LocalRotationResult;
+      else if (m.type === 'error') throw new DsoError('ROTATION_FAILED', m.error?.message ?? 'the agent could not rotate', m.error?.hint ? { hint: m.error.hint } : {});
+    }
+  }
+  if (!result) throw new DsoError('ROTATION_FAILED', 'the agent\'s answer ended before its result', { hint: 'see `docker dso system logs`' });
+  return result;
 }

@@ -20,6 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'up', group: 'Compose', summary: 'Resolve dso:// and dsofile:// secrets and run `compose up`', load: () => import('./commands/up.ts') },
   { name: 'down', group: 'Compose', summary: 'Run `compose down` and remove DSO secret storage', load: () => import('./commands/down.ts') },
   { name: 'compose', group: 'Compose', summary: 'Run any Compose command with secrets resolved', load: () => import('./commands/compose.ts') },
+  { name: 'rotate', group: 'Secrets', summary: 'Give every container that uses a secret its current value now (--dry-run to plan)', load: () => import('./commands/rotate.ts') },
   { name: 'status', group: 'Other', summary: 'Show the mode, agent, providers, cache and managed containers', load: () => import('./commands/status.ts') },
   { name: 'doctor', group: 'Other', summary: 'Check this host: Docker, Compose, vault or agent, providers, permissions', load: () => import('./commands/doctor.ts') },
   { name: 'agent', group: 'Other', summary: 'Run the DSO agent (Cloud Mode) in the foreground', load: () => import('./commands/agent.ts') },

@@ -14,15 +14,19 @@ import { openVault } from '../vault-session.ts';
 
 const SUBS: Record<string, Subcommand> = {
   set: {
-    usage: 'secret set NAME [--from-file FILE]',
-    summary: 'Store a secret in the local vault (creating or replacing it).',
+    usage: 'secret set NAME [--from-file FILE] [--no-rotate]',
+    summary: 'Store a secret in the local vault (creating or replacing it), and rotate the containers that use it.',
     details: `The value is read from a hidden prompt when stdin is a terminal, else from stdin
 (one trailing newline is removed, so \`echo value | dso secret set NAME\` stores "value"),
 or byte for byte from --from-file. It is never taken from the command line.
 NAME: segments of [A-Za-z0-9._-] separated by "/", each starting with a letter or digit,
-for example app/db_password.`,
+for example app/db_password.
+Running containers that use the secret (started by \`docker dso up\`) get the new value at
+once, each by its rotation strategy (see \`rotate --help\`), with progress shown; the exit
+status is 14 if one could not take it (the original keeps serving). --no-rotate only stores.`,
     flags: [
       { name: 'from-file', type: 'string', valueName: 'FILE', description: 'Read the value from FILE, byte for byte' },
+      { name: 'no-rotate', type: 'boolean', description: 'Only store the value; leave running containers as they are' },
       PASSPHRASE_FLAG,
     ],
     run: secretSet,
@@ -85,11 +89,35 @@ async function secretSet(cli: Cli, flags: Record<string, unknown>, args: string[
     const existed = vault.has(name);
     await vault.set(name, value);
     cli.stderr.write(`${existed ? 'Updated' : 'Stored'} ${name} (${value.length} bytes)\n`);
-    return 0;
+    wipeAll(value);
+    if (flags['no-rotate'] === true || !existed) return 0;
+    return await rotateUsers(cli, name, vault);
   } finally {
     wipeAll(value);
     vault.close();
   }
+}
+
+/**
+ * After an update: the running containers that use the secret get it now. The value is stored
+ * whatever happens here; an engine that cannot be reached only earns a warning.
+ */
+async function rotateUsers(cli: Cli, name: string, vault: import('../../vault/vault.ts').LocalVault): Promise<number> {
+  const { rotateLocally, summarise } = await import('../../rotation/local.ts');
+  let result: Awaited<ReturnType<typeof rotateLocally>>;
+  try {
+    result = await rotateLocally(cli, { id: name, dryRun: false, json: false, vault, openVault: async () => vault });
+  } catch (e) {
+    if (e instanceof DsoError && e.code === 'DOCKER_UNREACHABLE') {
+      cli.stderr.write(`warning: the value is stored, but running containers could not be checked (${e.message}); run \`${cli.prog} rotate ${name}\` later\n`);
+      return 0;
+    }
+    throw e;
+  }
+  if (result.plan.rotations.length === 0 && result.plan.skipped.length === 0) return 0;
+  const summary = summarise(result, `secret ${name}`);
+  cli.stderr.write(summary.text);
+  return summary.ok ? 0 : 14;
 }
 
 function checkValueFile(file: string): void {
