@@ -2,6 +2,7 @@
 // secret volumes mounted, x-dso secrets removed, DSO labels added. Environment values are spliced
 // in as bytes at the very end, so they never exist as JS strings and the buffer can be wiped.
 import { randomBytes } from 'node:crypto';
+import { AWAIT_PROGRAM, BIN_DIR, READY_MARKER } from '../docker/in-container.ts';
 import { DsoError } from '../errors.ts';
 import { LABEL_CONFIG, LABEL_ENV_SECRETS, LABEL_FILES, LABEL_HOLDER, LABEL_MANAGED, LABEL_SECRETS, LABEL_VAULT, LABEL_VERSIONS } from './labels.ts';
 import type { SecretPlan } from './plan.ts';
@@ -21,7 +22,14 @@ export interface RewriteOptions {
   vaultId?: string;
   /** `agent`, or the dso.yaml path, for services that use provider references. */
   configSource?: string;
+  /**
+   * For services with secret files: what their container runs (its entrypoint and command, from
+   * the compose file or the image), to be started through `dso-holder await`, from the bin volume.
+   */
+  wrap?: { binVolume: string; commands: ReadonlyMap<string, { entrypoint: string[]; command: string[] }> };
 }
+
+const BIN_VOLUME_KEY = 'dso_bin';
 
 /** Returns the model as UTF-8 JSON bytes. The caller must wipe them after use. */
 export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions = {}): Uint8Array {
@@ -58,6 +66,19 @@ export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions 
         volumes.push({ type: 'volume', source: m.volumeKey, target: m.dir, read_only: true });
         const top = ((out.volumes ??= {}) as Json);
         top[m.volumeKey] = { name: m.volume, external: true };
+      }
+      const run = opts.wrap?.commands.get(sp.service);
+      if (opts.wrap && run) {
+        if (volumes.some((v) => typeof v === 'object' && v !== null && (v as Json).target === BIN_DIR)) {
+          throw new DsoError('COMPOSE_FILE', `service "${sp.service}" already mounts something at ${BIN_DIR}, where DSO puts the program that waits for its secrets`, { hint: 'mount it elsewhere' });
+        }
+        volumes.push({ type: 'volume', source: BIN_VOLUME_KEY, target: BIN_DIR, read_only: true });
+        ((out.volumes ??= {}) as Json)[BIN_VOLUME_KEY] = { name: opts.wrap.binVolume, external: true };
+        // The application starts only once every secret volume holds its ready marker: after a
+        // reboot emptied RAM, it waits for DSO instead of starting without its secrets. A compose
+        // entrypoint clears the image's CMD, so the command is always given explicitly.
+        svc.entrypoint = [AWAIT_PROGRAM, 'await', ...sp.mounts.map((m) => `${m.dir}/${READY_MARKER}`), '--', ...run.entrypoint];
+        svc.command = run.command;
       }
       svc.volumes = volumes;
     }

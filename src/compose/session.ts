@@ -65,6 +65,10 @@ async function createWithSecrets(
     if (hasFiles) plan = await withImageOwners(plan, project, engine);
     trace.phase('engine ping, image users');
   }
+  // Services with secret files start through the wrapper that waits for them (after a reboot):
+  // what each would run is known now, or nothing starts.
+  const wrap = engine && hasFiles ? await wrapping(cli, engine, plan, project, tool, globals) : undefined;
+  if (wrap) trace.phase('entrypoints');
 
   const wanted = wantedSecrets(plan);
   const local = [...wanted.values()].filter((w) => w.id.provider === undefined);
@@ -116,7 +120,7 @@ async function createWithSecrets(
       ...(local.length > 0 ? { vaultId: (await import('../vault/vault-id.ts')).vaultIdOf(vaultPath(cli.env)) } : {}),
       ...(mode?.mode === 'cloud' ? { configSource: 'agent' } : providers ? { configSource: realpathSync(providers.config.path) } : {}),
     };
-    model = renderModel(project.model, plan, { values: value, holder: holderHint, markers, ...origin });
+    model = renderModel(project.model, plan, { values: value, holder: holderHint, markers, ...origin, ...(wrap ? { wrap } : {}) });
     if (engine && hasFiles) {
       const { deliverFiles } = await import('../docker/secret-volumes.ts');
       delivery = await deliverFiles(engine, plan, value, (m) => info(cli, m));
@@ -143,6 +147,63 @@ async function createWithSecrets(
     await removeProjectSecrets(engine, project.name, { keepHolder: delivery.holder, keepVolumes: keep }).catch(() => []);
   }
   return code;
+}
+
+/**
+ * What each service with secret files runs: its compose entrypoint and command, or the image's.
+ * Images that are not on the engine yet are pulled (or built) first, as `up` would do anyway,
+ * because their ENTRYPOINT and CMD are needed before the container is defined.
+ */
+async function wrapping(cli: Cli, engine: import('../docker/engine.ts').Engine, plan: SecretPlan, project: LoadedProject, tool: ReturnType<typeof findCompose>, globals: string[]): Promise<NonNullable<import('./rewrite.ts').RewriteOptions['wrap']>> {
+  const services = (project.model.services ?? {}) as Record<string, Record<string, unknown>>;
+  const list = (x: unknown): string[] => (Array.isArray(x) ? x.map(String) : typeof x === 'string' ? [x] : []);
+  // Image strings are raw; the model is interpolated by Compose once more, so `$` is doubled.
+  const raw = (xs: string[]) => xs.map((x) => x.replaceAll('$', '$$$$'));
+  const imageOf = (service: string) => (typeof services[service]?.image === 'string' ? (services[service]!.image as string) : `${project.name}-${service}`);
+  const needed = plan.services.filter((sp) => sp.mounts.length > 0);
+  const commands = new Map<string, { entrypoint: string[]; command: string[] }>();
+  const missing: string[] = [];
+  const resolve = async (final: boolean) => {
+    missing.length = 0;
+    for (const sp of needed) {
+      const def = services[sp.service] ?? {};
+      if (def.entrypoint !== undefined && def.entrypoint !== null) {
+        commands.set(sp.service, { entrypoint: list(def.entrypoint), command: list(def.command) });
+        continue;
+      }
+      const image = await engine.imageConfig(imageOf(sp.service));
+      if (!image) {
+        if (final) throw new DsoError('COMPOSE_FAILED', `the image ${imageOf(sp.service)} of service "${sp.service}" is still not on the engine after pulling or building it; nothing was started`, { hint: 'check the image name, and that `docker compose pull` or `build` works for it' });
+        missing.push(sp.service);
+        continue;
+      }
+      const command = def.command !== undefined && def.command !== null ? list(def.command) : raw(image.cmd);
+      const entrypoint = raw(image.entrypoint);
+      if (entrypoint.length === 0 && command.length === 0) throw new DsoError('COMPOSE_FILE', `service "${sp.service}" has no command to run (neither the compose file nor its image gives one)`, { hint: 'give it a command: in the compose file' });
+      commands.set(sp.service, { entrypoint, command });
+    }
+  };
+  await resolve(false);
+  if (missing.length > 0) {
+    const bare = renderModel(project.model, plan);
+    try {
+      const pull = missing.filter((s) => typeof services[s]?.image === 'string' && !services[s]?.build);
+      const build = missing.filter((s) => !pull.includes(s));
+      if (pull.length > 0) {
+        info(cli, `Pulling ${pull.join(', ')} first: DSO needs their images' entrypoints to start them once their secrets are in place`);
+        if ((await runWithModel(tool, globals, ['pull', ...pull], bare, cli.cwd, cli.env)) !== 0) throw new DsoError('COMPOSE_FAILED', `pulling ${pull.join(', ')} failed; nothing was started`, { hint: 'see Compose\'s message above' });
+      }
+      if (build.length > 0) {
+        info(cli, `Building ${build.join(', ')} first: DSO needs their images' entrypoints to start them once their secrets are in place`);
+        if ((await runWithModel(tool, globals, ['build', ...build], bare, cli.cwd, cli.env)) !== 0) throw new DsoError('COMPOSE_FAILED', `building ${build.join(', ')} failed; nothing was started`, { hint: 'see Compose\'s message above' });
+      }
+    } finally {
+      bare.fill(0);
+    }
+    await resolve(true);
+  }
+  const { ensureBinVolume } = await import('../docker/secret-volumes.ts');
+  return { binVolume: await ensureBinVolume(engine, (m) => info(cli, m)), commands };
 }
 
 /** Services without a `user:` get their secret files owned by the image's numeric USER, if it has one. */

@@ -11,14 +11,14 @@ import { DsoError } from '../errors.ts';
 import { LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
 import type { SecretPlan } from '../compose/plan.ts';
 import type { Engine } from './engine.ts';
+import { READY_MARKER } from './in-container.ts';
 import { HOLDER_SHA256, HOLDER_VERSION, holderBinary, type HolderArch } from './holder-binary.ts';
 import { buildTar, type TarEntry } from './tar.ts';
 
 const HOLDER_REPO = 'dso-holder';
 const HOLDER_PATH = '/dso-holder';
 const VOLUME_ROOT_IN_HOLDER = '/v';
-/** In each secret volume, written last: the volume is complete. */
-export const READY_MARKER = '.dso-ready';
+
 /** A ceiling, not a reservation: tmpfs takes memory only for what is written. */
 const VOLUME_SIZE = '64m';
 
@@ -55,10 +55,42 @@ export async function ensureHolderImage(engine: Engine, arch: HolderArch, progre
   const ref = holderImageRef(arch);
   if (await engine.imageExists(ref)) return ref;
   progress(`Creating the secret holder image ${ref} (a ${holderBinary(arch).length}-byte static binary, no registry needed)`);
-  const tar = buildTar([{ path: HOLDER_PATH.slice(1), type: 'file', mode: 0o755, uid: 0, gid: 0, data: holderBinary(arch) }]);
+  const binary = holderBinary(arch);
+  // The same program twice: /dso-holder, the holder's entrypoint, and /dso-bin/dso-holder, which
+  // Docker copies into the (empty) bin volume when one is first mounted there (see ensureBinVolume).
+  const tar = buildTar([
+    { path: HOLDER_PATH.slice(1), type: 'file', mode: 0o755, uid: 0, gid: 0, data: binary },
+    { path: 'dso-bin', type: 'dir', mode: 0o755, uid: 0, gid: 0 },
+    { path: 'dso-bin/dso-holder', type: 'file', mode: 0o755, uid: 0, gid: 0, data: binary },
+  ]);
   const [repo, tag] = ref.split(':') as [string, string];
   await engine.importImage(tar, repo, tag, [`ENTRYPOINT ["${HOLDER_PATH}"]`, `LABEL ${LABEL_MANAGED}=true`]);
   return ref;
+}
+
+
+/**
+ * The volume that puts dso-holder inside application containers, for their entrypoint wrapper.
+ * Unlike the secret volumes it is on disk (it holds only the public program) so that it is there
+ * after a reboot, when the wrapper has to wait for DSO to put the secrets back. One per holder
+ * build, shared by every project. It is created by creating a container that mounts it: the
+ * engine then makes the volume and copies the image's /dso-bin into it in the same call, so it
+ * never exists empty, and nothing has to run to fill it.
+ */
+export async function ensureBinVolume(engine: Engine, progress: Progress): Promise<string> {
+  const arch = await engineArch(engine);
+  const name = `dso-bin-${HOLDER_VERSION}-${HOLDER_SHA256[arch].slice(0, 12)}`;
+  if (await engine.inspectVolume(name)) return name;
+  const image = await ensureHolderImage(engine, arch, progress);
+  const labels = { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'bin' };
+  const copier = await engine.createContainer({
+    name: `${name}-copy-${process.pid}`,
+    Image: image,
+    Labels: labels,
+    HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: '/dso-bin', VolumeOptions: { NoCopy: false, Labels: labels } as never }], NetworkMode: 'none' },
+  });
+  await engine.removeContainer(copier);
+  return name;
 }
 
 async function ensureVolume(engine: Engine, project: string, service: string, dir: string, volume: string): Promise<boolean> {
@@ -120,11 +152,21 @@ export async function deliverFiles(
     for (const sp of plan.services) {
       for (const m of sp.mounts) {
         const files = sp.files.filter((f) => f.path.startsWith(`${m.dir}/`));
-        const tar = buildTar(volumeEntries(m.dir, files, value));
-        try {
-          await engine.putArchive(holder.id, `${VOLUME_ROOT_IN_HOLDER}/${m.volume}`, tar);
-        } finally {
-          tar.fill(0);
+        if (created.volumes.includes(m.volume)) {
+          // A new, empty volume nobody reads yet: one archive, ready marker last.
+          const tar = buildTar(volumeEntries(m.dir, files, value));
+          try {
+            await engine.putArchive(holder.id, `${VOLUME_ROOT_IN_HOLDER}/${m.volume}`, tar);
+          } finally {
+            tar.fill(0);
+          }
+        } else {
+          // A container may be reading it: each file replaced atomically.
+          await publishFiles(engine, m.volume, m.dir, files.map((f) => ({ ...f, id: f.name })), value, holder.id);
+        }
+        // Containers a rotation replaced mount a newer generation of the volume: refresh it too.
+        for (const v of await newerGenerations(engine, plan.project, sp.service, m.dir, m.volume)) {
+          await publishFiles(engine, v, m.dir, files.map((f) => ({ ...f, id: f.name })), value);
         }
       }
     }
@@ -234,8 +276,8 @@ async function holderOf(engine: Engine, volume: string): Promise<{ id: string }>
  * same tmpfs), then `dso-holder publish` renames each over its old version, which the kernel
  * does atomically. `dir` is where the volume is mounted in the application's container.
  */
-export async function publishFiles(engine: Engine, volume: string, dir: string, files: readonly VolumeFile[], value: (id: string) => Uint8Array): Promise<void> {
-  const holder = await holderOf(engine, volume);
+export async function publishFiles(engine: Engine, volume: string, dir: string, files: readonly VolumeFile[], value: (id: string) => Uint8Array, holderId?: string): Promise<void> {
+  const holder = holderId === undefined ? await holderOf(engine, volume) : { id: holderId };
   const staging = `.dso-staging-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`;
   const entries = volumeEntries(dir, files.map((f) => ({ ...f, name: f.id })), value).map((e) => ({ ...e, path: `${staging}/${e.path}` }));
   const tar = buildTar([{ path: staging, type: 'dir', mode: 0o700, uid: 0, gid: 0 }, ...entries]);
@@ -251,6 +293,13 @@ export async function publishFiles(engine: Engine, volume: string, dir: string, 
       hint: 'the old files are still in place; run the rotation again',
     });
   }
+}
+
+/** The rotation-made volumes of a service's secret directory that a holder keeps (so a container may use them). */
+async function newerGenerations(engine: Engine, project: string, service: string, dir: string, base: string): Promise<string[]> {
+  const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`, `${LABEL_SERVICE}=${service}`]);
+  const held = new Set((await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${project}`])).flatMap((h) => h.volumes));
+  return volumes.filter((v) => v.name !== base && v.labels[LABEL_MOUNT_DIR] === dir && v.labels[LABEL_GENERATION] !== 'base' && held.has(v.name)).map((v) => v.name);
 }
 
 /**
