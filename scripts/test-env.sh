@@ -8,6 +8,9 @@
 #   bash scripts/test-env.sh up           set up and print `export ...` lines on stdout, so
 #                                         `eval "$(bash scripts/test-env.sh up)"` works too
 #   bash scripts/test-env.sh down         stop the private engine, unmount its leftovers
+#   bash scripts/test-env.sh restart      stop the private engine as `down` does (its containers
+#                                         are killed) and start it again as `up` does; for the
+#                                         tests of what DSO does when the engine goes away
 #   bash scripts/test-env.sh purge        down, then delete $DSO_TEST_ROOT (keeps the cache)
 #   bash scripts/test-env.sh env          print the exports without setting anything up
 #   bash scripts/test-env.sh mirror       print the Debian mirror URI the downloads use
@@ -694,6 +697,15 @@ cmd_down() {
   log "engine stopped"
 }
 
+cmd_restart() {
+  # Nothing on stdout: the caller waits for the command, it reads no exports.
+  exec 1>&2
+  with_lock
+  stop_engine
+  unmount_leftovers
+  start_engine
+}
+
 cmd_purge() {
   cmd_down
   log "deleting $DSO_TEST_ROOT"
@@ -703,6 +715,7 @@ cmd_purge() {
 case "${1:-up}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  restart) cmd_restart ;;
   purge) cmd_purge ;;
   env)
     set_exports
@@ -710,7 +723,7 @@ case "${1:-up}" in
     ;;
   mirror) printf '%s\n' "${DSO_TEST_DEBIAN_MIRROR:-$(debian_mirror)}" ;;
   *)
-    printf 'usage: %s [up|down|purge|env|mirror]   (or: source %s)\n' "$0" "$0" >&2
+    printf 'usage: %s [up|down|restart|purge|env|mirror]   (or: source %s)\n' "$0" "$0" >&2
     exit 2
     ;;
 esac

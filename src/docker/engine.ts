@@ -90,8 +90,12 @@ export interface Engine {
   /** Stops gracefully: the container's stop signal, then SIGKILL after `timeoutSeconds`. */
   stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
   killContainer(id: string, signal: string): Promise<void>;
-  /** The event stream until `signal` aborts or the connection ends (the caller reconnects). */
-  events(filters: Record<string, string[]>, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /**
+   * The event stream until `signal` aborts or the connection ends (the caller reconnects).
+   * `since` (the engine's form, `SECONDS[.NANOSECONDS]` since the epoch) first replays the events
+   * the engine still holds from that time on, so a reconnecting caller misses less.
+   */
+  events(filters: Record<string, string[]>, signal: AbortSignal, options?: { since?: string }): AsyncIterable<EngineEvent>;
 }
 
 export async function connectEngine(env: Env): Promise<Engine> {
@@ -361,8 +365,8 @@ class DockerodeEngine implements Engine {
     await this.call(`send ${signal} to container ${id.slice(0, 12)}`, () => this.docker.getContainer(id).kill({ signal }));
   }
 
-  async *events(filters: Record<string, string[]>, signal: AbortSignal): AsyncIterable<EngineEvent> {
-    const options = { filters, abortSignal: signal } as unknown as import('dockerode').GetEventsOptions;
+  async *events(filters: Record<string, string[]>, signal: AbortSignal, from: { since?: string } = {}): AsyncIterable<EngineEvent> {
+    const options = { filters, abortSignal: signal, ...(from.since === undefined ? {} : { since: from.since }) } as unknown as import('dockerode').GetEventsOptions;
     const stream = (await this.call('stream its events', () => this.docker.getEvents(options))) as NodeJS.ReadableStream & { destroy?(): void };
     const onAbort = () => stream.destroy?.();
     signal.addEventListener('abort', onAbort, { once: true });

@@ -2,7 +2,7 @@
 // scripts/test.sh, throwaway projects, canary secrets, and the leak scanner.
 import { randomBytes } from 'node:crypto';
 import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 function required(name: string): string {
   const v = process.env[name];
@@ -78,6 +78,23 @@ export async function dockerOk(args: string[]): Promise<string> {
   const r = await docker(args);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Restarts the private engine exactly as scripts/test-env.sh starts it (`test-env.sh restart`):
+ * stopped as `down` stops it, which kills every container running on it, then started again.
+ * Resolves once the engine answers. For tests of what DSO does when the engine goes away.
+ */
+export async function restartEngine(): Promise<void> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', DSO_TEST_ROOT: TEST_ROOT };
+  // The engine's own settings, when the run gave it any (see the script's "Settings").
+  for (const name of ['DSO_TEST_CACHE', 'DSO_TEST_BRIDGE', 'DSO_TEST_BIP', 'DSO_TEST_ADDR_POOL', 'DSO_TEST_FORWARD_NET']) {
+    const value = process.env[name];
+    if (value) env[name] = value;
+  }
+  const script = resolve(import.meta.dir, '../../scripts/test-env.sh');
+  const r = await run(['bash', script, 'restart'], { env });
+  if (r.code !== 0) throw new Error(`restarting the private engine failed (exit ${r.code}): ${r.stderr}`);
 }
 
 export function writeFiles(dir: string, files: Record<string, string>): void {
