@@ -44,9 +44,12 @@ const socketSchema = strict('agent.socket', {
   ),
 });
 
+const address = (key: string, example: string) =>
+  v.pipe(v.string(`${key} must be HOST:PORT`), v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, `${key} must be HOST:PORT, like ${example}`));
+
 const metricsSchema = strict('agent.metrics', {
   enabled: v.optional(bool('enabled'), true),
-  address: v.optional(v.pipe(v.string('address must be HOST:PORT'), v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'address must be HOST:PORT, like 127.0.0.1:9090')), '127.0.0.1:9090'),
+  address: v.optional(address('address', '127.0.0.1:9090'), '127.0.0.1:9090'),
 });
 
 const logSchema = strict('agent.log', {
@@ -59,6 +62,8 @@ const watchSchema = strict('agent.watch', {
   debounce_window: v.optional(duration('debounce_window', 0), '5s'),
   queue_size: v.optional(integer('queue_size', 1, 1_000_000), 2000),
   webhook_secret_env: v.optional(v.pipe(v.string('webhook_secret_env must name an environment variable'), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'webhook_secret_env must name an environment variable'))),
+  // Unset: no TCP listener; the webhook route is served on the agent's socket only.
+  webhook_address: v.optional(address('webhook_address', '127.0.0.1:9443')),
 });
 
 const healthSchema = strict('agent.health_check', {
@@ -95,6 +100,10 @@ export const agentSchema = v.pipe(
   v.forward(
     v.check((a) => a.cache.max_secret_size <= a.cache.max_cache_size, 'max_secret_size must not exceed max_cache_size'),
     ['cache', 'max_secret_size'],
+  ),
+  v.forward(
+    v.check((a) => a.watch.webhook_address === undefined || a.watch.webhook_secret_env !== undefined, 'webhook_address needs webhook_secret_env: requests from the network are accepted only when signed with that key'),
+    ['watch', 'webhook_address'],
   ),
 );
 

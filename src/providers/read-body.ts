@@ -14,10 +14,10 @@ export class BodyOverLimit extends Error {
 }
 
 /**
- * The whole body of `response`, or BodyOverLimit. A failure while reading (a reset, an abort) is
- * thrown as it came, for the caller to classify. An answer without a body gives empty bytes.
+ * The whole body of `response` (or of a request), or BodyOverLimit. A failure while reading (a
+ * reset, an abort) is thrown as it came, for the caller to classify. No body gives empty bytes.
  */
-export async function readBodyCapped(response: Response, limit: number): Promise<Uint8Array> {
+export async function readBodyCapped(response: Pick<Response, 'headers' | 'body'>, limit: number): Promise<Uint8Array> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) {
     await response.body?.cancel().catch(() => {});

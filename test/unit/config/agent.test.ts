@@ -51,6 +51,8 @@ test('an empty file gives the documented defaults', async () => {
   expect(c.agent.socket).toEqual({ path: '/run/dso/dso.sock', mode: 0o660 });
   expect(c.agent.metrics).toEqual({ enabled: true, address: '127.0.0.1:9090' });
   expect(c.agent.log).toEqual({ level: 'info', format: 'json' });
+  // No webhook listener unless asked for.
+  expect(c.agent.watch).toEqual({ polling_interval: 300_000, debounce_window: 5000, queue_size: 2000 });
   expect(c.providers.size).toBe(0);
 });
 
@@ -60,7 +62,7 @@ test('every setting is read', async () => {
   socket: { path: /run/dso/dso.sock, group: docker, mode: "0640" }
   metrics: { enabled: false, address: "[::1]:9191" }
   log: { level: debug, format: text }
-  watch: { polling_interval: 1h30m, debounce_window: 0s, queue_size: 5000, webhook_secret_env: DSO_WEBHOOK_SECRET }
+  watch: { polling_interval: 1h30m, debounce_window: 0s, queue_size: 5000, webhook_secret_env: DSO_WEBHOOK_SECRET, webhook_address: "10.0.0.5:9443" }
   health_check: { timeout: 1m, retries: 0, interval: 500ms }
   cache: { ttl: 10m, max_cache_size: 1Gi, max_secret_size: 64Ki, max_stale: 0s }
   rotation: { strategy: rolling, timeout: 2m, rollback_on_failure: false, concurrency: 8, jitter: 0s }
@@ -72,7 +74,7 @@ defaults:
   expect(c.agent.socket).toEqual({ path: '/run/dso/dso.sock', group: 'docker', mode: 0o640 });
   expect(c.agent.metrics).toEqual({ enabled: false, address: '[::1]:9191' });
   expect(c.agent.log).toEqual({ level: 'debug', format: 'text' });
-  expect(c.agent.watch).toEqual({ polling_interval: 5_400_000, debounce_window: 0, queue_size: 5000, webhook_secret_env: 'DSO_WEBHOOK_SECRET' });
+  expect(c.agent.watch).toEqual({ polling_interval: 5_400_000, debounce_window: 0, queue_size: 5000, webhook_secret_env: 'DSO_WEBHOOK_SECRET', webhook_address: '10.0.0.5:9443' });
   expect(c.agent.health_check).toEqual({ timeout: 60_000, retries: 0, interval: 500 });
   expect(c.agent.cache).toEqual({ ttl: 600_000, max_cache_size: 1024 ** 3, max_secret_size: 65536, max_stale: 0 });
   expect(c.agent.rotation).toEqual({ strategy: 'rolling', timeout: 120_000, rollback_on_failure: false, concurrency: 8, jitter: 0 });
@@ -95,6 +97,9 @@ describe('every field refuses bad input, at its line, naming the expected form',
     ['agent:\n  watch: { queue_size: 0 }', 'agent.watch.queue_size', 'at least 1'],
     ['agent:\n  watch: { queue_size: 2.5 }', 'agent.watch.queue_size', 'whole number'],
     ['agent:\n  watch: { webhook_secret_env: "not a name" }', 'agent.watch.webhook_secret_env', 'environment variable'],
+    ['agent:\n  watch: { webhook_secret_env: HOOK, webhook_address: 9443 }', 'agent.watch.webhook_address', 'HOST:PORT'],
+    ['agent:\n  watch: { webhook_secret_env: HOOK, webhook_address: "http://0.0.0.0:9443" }', 'agent.watch.webhook_address', 'HOST:PORT, like 127.0.0.1:9443'],
+    ['agent:\n  watch: { webhook_address: "127.0.0.1:9443" }', 'agent.watch.webhook_address', 'webhook_address needs webhook_secret_env'],
     ['agent:\n  health_check: { timeout: soon }', 'agent.health_check.timeout', 'a duration like'],
     ['agent:\n  health_check: { retries: -1 }', 'agent.health_check.retries', 'at least 0'],
     ['agent:\n  health_check: { interval: 2 }', 'agent.health_check.interval', 'a duration like'],
