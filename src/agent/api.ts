@@ -7,7 +7,9 @@ import * as v from 'valibot';
 import { parseSecretId, type SecretId } from '../compose/references.ts';
 import { DsoError } from '../errors.ts';
 import { encodeFrame } from '../providers/frames.ts';
+import type { Rotator } from './rotator.ts';
 import type { AgentService } from './service.ts';
+import { webhookRoutes } from './webhook.ts';
 
 export const FRAMES_TYPE = 'application/vnd.dso.frames';
 const MAX_IDS = 10_000;
@@ -16,9 +18,11 @@ const resolveBody = v.object({
   secrets: v.pipe(v.array(v.pipe(v.string(), v.maxLength(2048))), v.minLength(1), v.maxLength(MAX_IDS)),
 });
 
+const rotateBody = v.object({ secret: v.pipe(v.string(), v.maxLength(2048)), dryRun: v.optional(v.boolean()) });
+
 const STATUS: Partial<Record<DsoError['code'], 400 | 404 | 409 | 503>> = { USAGE: 400, INVALID_REFERENCE: 400, INVALID_SECRET_NAME: 400, PROVIDER_NOT_CONFIGURED: 404 };
 
-export function createApi(service: AgentService): Hono {
+export function createApi(service: AgentService, rotator?: Rotator): Hono {
   const app = new Hono();
 
   app.use(async (c, next) => {
@@ -45,7 +49,7 @@ export function createApi(service: AgentService): Hono {
     const { values, failures } = await service.resolve(ids);
     const frames: Uint8Array[] = [];
     for (const r of values) {
-      frames.push(encodeFrame({ type: 'value', id: r.id, stale: r.stale, ...(r.version === undefined ? {} : { version: r.version }), value: r.value.expose() }));
+      frames.push(encodeFrame({ type: 'value', id: r.id, stale: r.stale, ...(r.version === undefined ? {} : { version: r.version }), ...(r.fingerprint === undefined ? {} : { fingerprint: r.fingerprint }), value: r.value.expose() }));
       r.value.wipe();
     }
     for (const f of failures) frames.push(encodeFrame({ type: 'failure', ...f }));
@@ -60,6 +64,38 @@ export function createApi(service: AgentService): Hono {
     }
     return c.body(body2, 200, { 'content-type': FRAMES_TYPE, 'cache-control': 'no-store' });
   });
+
+  if (rotator) {
+    // `rotate NAME` in Cloud Mode: the plan (and with dryRun only the plan), progress lines while
+    // it runs, then the outcome: one JSON document per line.
+    app.post('/v1/rotate', async (c) => {
+      let raw: unknown;
+      try {
+        raw = await c.req.json();
+      } catch {
+        throw new DsoError('USAGE', 'the request body is not JSON');
+      }
+      const body = v.safeParse(rotateBody, raw);
+      if (!body.success) throw new DsoError('USAGE', 'the request body must be {"secret": "PROVIDER:PATH", "dryRun": false}');
+      const id = parseSecretId(body.output.secret, 'request').id;
+      const encoder = new TextEncoder();
+      const stream = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          const send = (m: unknown) => controller.enqueue(encoder.encode(`${JSON.stringify(m)}\n`));
+          try {
+            const result = await rotator.rotateNow(id, body.output.dryRun ?? false, (line) => send({ type: 'progress', line }));
+            send({ type: 'result', plan: result.plan, outcomes: result.outcomes });
+          } catch (e) {
+            send({ type: 'error', error: { message: e instanceof Error ? e.message : String(e), ...(e instanceof DsoError && e.hint ? { hint: e.hint } : {}) } });
+          }
+          controller.close();
+        },
+      });
+      return c.body(stream, 200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    });
+    // Who may open the socket may ask for a check: no signature here (see docs/agent.md).
+    app.route('/', webhookRoutes({ trigger: async (ids) => ({ accepted: (await rotator.checkSecrets(ids)).checked }), log: service.log, auth: 'socket' }));
+  }
 
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
   app.onError((e, c) => {

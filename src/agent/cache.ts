@@ -66,9 +66,18 @@ export class SecretCache {
    * fails in a way that may pass (backend down, timeout, crash) and the cached value is within
    * max_stale, the cached value is served, marked stale. Other failures are thrown.
    */
-  async get(id: string, fetch: () => Promise<Fetched>): Promise<Served> {
+  async get(id: string, fetch: () => Promise<Fetched>, options: { fresh?: boolean } = {}): Promise<Served> {
     const entry = this.#entries.get(id);
     const now = this.#now();
+    // fresh: the provider's current value or the provider's error (a drift check, a rotation):
+    // the cache is updated, never read.
+    if (options.fresh) {
+      const fetched = await fetch();
+      this.#checkSize(fetched);
+      const served = this.#serve({ value: fetched.value, ...(fetched.version === undefined ? {} : { version: fetched.version }), fetchedAt: now }, false, false, now);
+      this.put(id, fetched);
+      return served;
+    }
     if (entry && now - entry.fetchedAt < this.#o.ttlMs) {
       this.#stats.hits++;
       this.#touch(id, entry);

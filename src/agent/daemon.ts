@@ -1,6 +1,7 @@
 // The agent's composition root: reads dso.yaml, builds the logger, cache, provider hosts,
-// metrics and API, serves the unix socket and the metrics port, reloads on SIGHUP and shuts
-// down on SIGTERM (in-flight requests finish, cached values are zeroed, the socket is removed).
+// metrics, rotation (watcher, queue, executor) and API, serves the unix socket, the metrics port
+// and the optional webhook port, reloads on SIGHUP and shuts down on SIGTERM (in-flight requests
+// finish, a rotation under way gets its timeout, cached values are zeroed, the socket is removed).
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -11,9 +12,14 @@ import { createMetrics } from '../observe/metrics.ts';
 import { Redactor } from '../observe/redact.ts';
 import { ProviderSet } from '../providers/resolver.ts';
 import { VERSION } from '../version.ts';
+import { connectEngine } from '../docker/engine.ts';
+import { Fingerprinter, loadFingerprintKey } from '../rotation/fingerprint.ts';
+import { RotationState } from '../rotation/state.ts';
 import { createApi } from './api.ts';
 import { SecretCache } from './cache.ts';
+import { Rotator } from './rotator.ts';
 import { AgentService } from './service.ts';
+import { startWebhookServer, type WebhookServer } from './webhook.ts';
 
 export interface AgentOptions {
   configPath: string;
@@ -22,6 +28,8 @@ export interface AgentOptions {
   socketPath?: string;
   /** Overrides agent.metrics.address; "off" disables the metrics server. */
   metricsAddress?: string;
+  /** Overrides agent.state_dir (tests). */
+  stateDir?: string;
   write(line: Uint8Array): void;
 }
 
@@ -38,11 +46,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const redactor = new Redactor();
   let config = await loadConfig(options.configPath);
   let log: Logger = createLogger({ level: config.agent.log.level, format: config.agent.log.format, redactor, write: options.write });
-  let service = buildService(config, options, redactor, log);
+  let runtime = await buildRuntime(config, options, redactor, log);
+  let service = runtime.service;
 
   const socketPath = options.socketPath ?? config.agent.socket.path;
   await prepareSocket(socketPath);
-  const api = () => createApi(service);
+  const api = () => createApi(service, runtime.rotator);
   let app = api();
   const server = Bun.serve({ unix: socketPath, fetch: (req) => app.fetch(req) });
   // The socket is created with the umask's mode: set the documented one at once.
@@ -70,6 +79,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // Log in to every provider now, in the background: a bad credential shows in the log and in
   // `status` at start, not at the first `docker dso up`.
   void service.checkProviders();
+  void runtime.rotator.start();
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
@@ -83,7 +93,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       // Stop accepting; requests in flight finish (their values were fetched already).
       await server.stop(false);
       metricsServer?.stop(true);
-      await service.close();
+      await closeRuntime(runtime);
       try {
         unlinkSync(socketPath);
       } catch {}
@@ -101,14 +111,29 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       log.error('Configuration reload failed; keeping the running configuration', { reason: e instanceof Error ? e.message : String(e) });
       return false;
     }
-    const old = service;
+    const old = runtime;
+    const nextLog = createLogger({ level: next.agent.log.level, format: next.agent.log.format, redactor, write: options.write });
+    // The old rotation loop stops first (its rotation under way finishes), so that two loops
+    // never rotate at once; the new one then recovers and reconciles from the state file.
+    await old.rotator.stop();
+    old.webhook?.stop();
+    let fresh: Runtime;
+    try {
+      fresh = await buildRuntime(next, options, redactor, nextLog);
+    } catch (e) {
+      log.error('Configuration reload failed; keeping the running configuration', { reason: e instanceof Error ? e.message : String(e) });
+      void old.rotator.start();
+      return false;
+    }
     config = next;
-    log = createLogger({ level: next.agent.log.level, format: next.agent.log.format, redactor, write: options.write });
-    service = buildService(next, options, redactor, log);
+    log = nextLog;
+    runtime = fresh;
+    service = fresh.service;
     app = api();
-    await old.close();
+    await old.service.close();
     log.info('Configuration reloaded', { providers: [...next.providers.keys()] });
     void service.checkProviders();
+    void fresh.rotator.start();
     return true;
   };
 
@@ -121,7 +146,49 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 }
 
-function buildService(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger): AgentService {
+interface Runtime {
+  service: AgentService;
+  rotator: Rotator;
+  webhook?: WebhookServer;
+}
+
+/** Everything a configuration makes: the service (providers, cache, metrics), rotation, the webhook port. */
+async function buildRuntime(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger): Promise<Runtime> {
+  const stateDir = options.stateDir ?? config.agent.state_dir;
+  const fingerprints = new Fingerprinter(loadFingerprintKey(stateDir));
+  const service = buildService(config, options, redactor, log, fingerprints);
+  const engine = await connectEngine(options.env);
+  const rotator = new Rotator({
+    config,
+    service,
+    engine,
+    state: RotationState.open(stateDir),
+    fingerprints,
+    log: log.child({ component: 'rotator' }),
+    metrics: service.metrics,
+    ...(options.env.DSO_TEST_PAUSE_AT ? { pauseAt: options.env.DSO_TEST_PAUSE_AT } : {}),
+  });
+  const watch = config.agent.watch;
+  let webhook: WebhookServer | undefined;
+  if (watch.webhook_address) {
+    webhook = startWebhookServer({
+      address: watch.webhook_address,
+      secretEnv: watch.webhook_secret_env,
+      env: options.env,
+      trigger: async (ids) => ({ accepted: (await rotator.checkSecrets(ids)).checked }),
+      log: log.child({ component: 'webhook' }),
+    });
+  }
+  return { service, rotator, ...(webhook ? { webhook } : {}) };
+}
+
+async function closeRuntime(r: Runtime): Promise<void> {
+  await r.rotator.stop();
+  await r.webhook?.stop();
+  await r.service.close();
+}
+
+function buildService(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger, fingerprints: Fingerprinter): AgentService {
   const c = config.agent.cache;
   const cache = new SecretCache({
     ttlMs: c.ttl,
@@ -137,7 +204,7 @@ function buildService(config: DsoConfig, options: AgentOptions, redactor: Redact
     log: (level, message) => providerLog[level](message),
   });
   const metrics = createMetrics({ version: VERSION, cacheStats: () => cache.stats() });
-  return new AgentService(config, providers, cache, metrics, log, VERSION);
+  return new AgentService(config, providers, cache, metrics, log, VERSION, fingerprints);
 }
 
 /** Removes a socket file left by an agent that died; refuses to start beside a live one. */

@@ -11,13 +11,23 @@ import { ProviderError } from '../providers/contract.ts';
 import type { ProviderSet } from '../providers/resolver.ts';
 import { selectKey } from '../providers/select-key.ts';
 import { SecretBytes } from '../secrets/secret-bytes.ts';
+import type { Fingerprinter } from '../rotation/fingerprint.ts';
 import type { SecretCache } from './cache.ts';
 
 export interface ResolvedValue {
   id: string;
   value: SecretBytes;
   version?: string;
+  /** The agent's keyed fingerprint of the value (src/rotation/fingerprint.ts). */
+  fingerprint?: string;
   stale: boolean;
+}
+
+/** What rotation adds to status: the queue and the rotations under way or just finished. */
+export interface RotationStatus {
+  queue: { depth: number; capacity: number; drops: number };
+  pendingRotations: Array<{ rotation: string; container: string; strategy: string; step: string; status: string; startedAt: string; secrets: string[]; reason?: string }>;
+  recentRotations: Array<{ rotation: string; container: string; strategy: string; status: string; finishedAt: string; durationMs?: number; downtimeMs?: number; reason?: string }>;
 }
 
 export interface ResolveFailure {
@@ -52,10 +62,14 @@ export class AgentService {
     readonly metrics: Metrics,
     readonly log: Logger,
     readonly version: string,
+    readonly fingerprints?: Fingerprinter,
   ) {}
 
+  /** Set by the rotator when the agent rotates (src/agent/rotator.ts). */
+  rotationStatus?: () => RotationStatus;
+
   /** Resolves each id; every id ends as a value or a failure, never both. */
-  async resolve(ids: SecretId[]): Promise<{ values: ResolvedValue[]; failures: ResolveFailure[] }> {
+  async resolve(ids: SecretId[], options: { fresh?: boolean } = {}): Promise<{ values: ResolvedValue[]; failures: ResolveFailure[] }> {
     const values: ResolvedValue[] = [];
     const failures: ResolveFailure[] = [];
     await Promise.all(
@@ -65,7 +79,7 @@ export class AgentService {
             throw new ProviderError('config', id.provider === undefined ? 'the agent resolves provider references only (PROVIDER:PATH)' : `provider "${id.provider}" is not configured in ${this.config.path}`);
           }
           const fetchKey = `${id.provider}:${id.path}${id.version === undefined ? '' : `?version=${id.version}`}`;
-          const served = await this.cache.get(fetchKey, () => this.#fetch(id));
+          const served = await this.cache.get(fetchKey, () => this.#fetch(id), options);
           let value = served.value;
           if (id.key !== undefined) {
             try {
@@ -74,7 +88,8 @@ export class AgentService {
               served.value.wipe();
             }
           }
-          values.push({ id: id.id, value, ...(served.version === undefined ? {} : { version: served.version }), stale: served.stale });
+          const fingerprint = this.fingerprints?.of(value.expose());
+          values.push({ id: id.id, value, ...(served.version === undefined ? {} : { version: served.version }), ...(fingerprint ? { fingerprint } : {}), stale: served.stale });
           if (served.stale) this.log.warn('Served a cached value: the provider is unavailable', { secret: id.id, provider: id.provider, age_ms: served.ageMs });
         } catch (e) {
           const kind = e instanceof ProviderError ? e.kind : 'internal';
@@ -159,9 +174,7 @@ export class AgentService {
       config: this.config.path,
       providers: this.providerHealth(),
       cache: { ...cache, hitRate: reads === 0 ? 0 : cache.hits / reads, ttlSeconds: this.config.agent.cache.ttl / 1000, maxBytes: this.config.agent.cache.max_cache_size },
-      // Rotation arrives with the watcher; until then nothing is queued or pending.
-      queue: { depth: 0, capacity: this.config.agent.watch.queue_size },
-      pendingRotations: [] as string[],
+      ...(this.rotationStatus?.() ?? { queue: { depth: 0, capacity: this.config.agent.watch.queue_size, drops: 0 }, pendingRotations: [], recentRotations: [] }),
     };
   }
 

@@ -89,6 +89,7 @@ const rotationSchema = strict('agent.rotation', {
 
 export const agentSchema = v.pipe(
   strict('agent', {
+    state_dir: v.optional(v.pipe(v.string('state_dir must be an absolute path'), v.startsWith('/', 'state_dir must be an absolute path')), '/var/lib/dso'),
     socket: v.optional(socketSchema, {}),
     metrics: v.optional(metricsSchema, {}),
     log: v.optional(logSchema, {}),

@@ -270,6 +270,13 @@ async function holderOf(engine: Engine, volume: string): Promise<{ id: string }>
   return { id: h.id };
 }
 
+/** Whether a secret volume holds its ready marker (false after a reboot emptied it). */
+export async function volumeReady(engine: Engine, volume: string): Promise<boolean> {
+  const holder = await holderOf(engine, volume);
+  const r = await engine.exec(holder.id, [HOLDER_PATH, 'check', `${VOLUME_ROOT_IN_HOLDER}/${volume}/${READY_MARKER}`]);
+  return r.exitCode === 0;
+}
+
 /**
  * Replaces files in a volume that a running container uses, so that the application never reads
  * a partial file: the new files are copied into a staging directory inside the same volume (the

@@ -67,7 +67,8 @@ export async function executeRotation(deps: RotationDeps, planned: PlannedRotati
   const now = deps.now ?? Date.now;
   const started = now();
   const rotation = newRotationId();
-  return deps.state.withContainerLock(container.id, async () => {
+  let interrupted = false;
+  const result = await deps.state.withContainerLock(container.id, async () => {
     // Re-read under the lock: another rotation may have replaced the container meanwhile.
     const fresh = await deps.engine.inspectDetails(container.id);
     if (!fresh) return outcome('failed', 'the container no longer exists');
@@ -93,12 +94,25 @@ export async function executeRotation(deps: RotationDeps, planned: PlannedRotati
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
       const status: OutcomeStatus = e instanceof RolledBack ? 'rolled_back' : 'failed';
-      await deps.state.finish(rotation, status, { reason, durationMs: now() - started }).catch(() => {});
-      deps.log('error', status === 'rolled_back' ? 'ROTATION ROLLBACK' : 'Rotation failed', { rotation, container: container.name, strategy: planned.strategy, reason });
+      // An unexpected failure (the engine went away...) after the engine was changed leaves the
+      // record in progress: recovery, which reads what the engine shows, finishes or undoes it.
+      const record = deps.state.get(rotation);
+      interrupted = status === 'failed' && record !== undefined && (record.step !== 'planned' || (record.volumes?.length ?? 0) > 0);
+      if (!interrupted) await deps.state.finish(rotation, status, { reason, durationMs: now() - started }).catch(() => {});
+      deps.log('error', status === 'rolled_back' ? 'ROTATION ROLLBACK' : 'Rotation failed', { rotation, container: container.name, strategy: planned.strategy, reason, ...(interrupted ? { recovery: 'pending' } : {}) });
       deps.progress?.(`${container.name}: ${status === 'rolled_back' ? 'rolled back, the original keeps serving' : 'failed'}: ${reason}`);
       return outcome(status, reason);
     }
   });
+  if (interrupted) {
+    // Outside the container's lock, which recovery takes. If the engine is still away this
+    // fails too, and the next start, reconnect or rotation recovers it.
+    const { recoverRotations } = await import('./recover.ts');
+    const recovered = await recoverRotations({ engine: deps.engine, state: deps.state, health: deps.health, log: deps.log }).catch(() => []);
+    const mine = recovered.find((r) => r.rotation === rotation);
+    if (mine) return { ...result, reason: `${result.reason}; recovered: ${mine.reason}` };
+  }
+  return result;
 
   function outcome(status: OutcomeStatus, reason?: string, result: { downtimeMs?: number; healthMs?: number } = {}): RotationOutcome {
     const durationMs = now() - started;

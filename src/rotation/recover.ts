@@ -37,7 +37,12 @@ export async function recoverRotations(deps: RecoveryDeps): Promise<Recovered[]>
   for (const r of deps.state.inProgress()) {
     if (r.status === 'stuck') continue; // waits for a person; status shows why
     try {
-      out.push(await deps.state.withContainerLock(r.container.id, () => recoverOne(deps, r)));
+      const done = await deps.state.withContainerLock(r.container.id, async () => {
+        // Read again under the lock: the rotation may have been running, and have ended, meanwhile.
+        const current = deps.state.get(r.id);
+        return current?.status === 'in_progress' ? recoverOne(deps, current) : undefined;
+      });
+      if (done) out.push(done);
     } catch (e) {
       deps.log('error', 'Recovery of a rotation failed; it will be tried again', { rotation: r.id, container: r.container.name, reason: e instanceof Error ? e.message : String(e) });
     }

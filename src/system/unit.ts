@@ -89,6 +89,9 @@ export function renderUnit(o: UnitOptions): string {
     // CLI's users reach the socket; the socket's own mode and group decide who may use it.
     `RuntimeDirectory=${o.runtimeDirectories.join(' ')}`,
     'RuntimeDirectoryMode=0755',
+    // Rotation state and the fingerprint key (no secret values): /var/lib/dso, private, kept.
+    'StateDirectory=dso',
+    'StateDirectoryMode=0700',
     // The whole file system is read-only for the agent, except its runtime directory (and the
     // paths below). Connecting to the Docker socket needs no write access to /run.
     'ProtectSystem=strict',

@@ -44,8 +44,8 @@ for (const name of names) await vault.set(name, crypto.getRandomValues(new Uint8
 vault.close();
 writeFileSync(join(dir, 'dso.yaml'), `providers:\n  local:\n    path: ${vaultPath}\n    passphrase_env: BENCH_PASS\nagent:\n  cache:\n    ttl: 1h\n`);
 
-const agent = Bun.spawn([BIN, 'agent', '--config', join(dir, 'dso.yaml'), '--socket', socket, '--metrics-address', 'off'], {
-  env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BENCH_PASS: PASS },
+const agent = Bun.spawn([BIN, 'agent', '--config', join(dir, 'dso.yaml'), '--socket', socket, '--metrics-address', 'off', '--state-dir', join(dir, 'state')], {
+  env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BENCH_PASS: PASS, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) },
   stdout: 'ignore',
   stderr: 'ignore',
 });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DSO_BIN, canary, dockerOk, dso, run, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, run, sandbox, writeFiles, type Sandbox } from './support.ts';
 
 const TOKEN = canary('agent-token');
 const AGENT_PASS = 'agent-only-passphrase-123';
@@ -25,8 +25,8 @@ ${extra}`;
 }
 
 async function startAgent(configPath: string, sock: string): Promise<{ proc: ReturnType<typeof Bun.spawn>; metrics: string }> {
-  const proc = Bun.spawn([DSO_BIN, 'agent', '--config', configPath, '--socket', sock, '--metrics-address', '127.0.0.1:0'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENT_VAULT_PASS: AGENT_PASS },
+  const proc = Bun.spawn([DSO_BIN, 'agent', '--config', configPath, '--socket', sock, '--metrics-address', '127.0.0.1:0', '--state-dir', join(sb.dir, 'agent-state')], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENT_VAULT_PASS: AGENT_PASS, DOCKER_HOST },
     stdout: 'ignore',
     stderr: 'pipe',
   });
@@ -171,7 +171,7 @@ describe('dso agent', () => {
   });
 
   test('a second agent on the same socket is refused', async () => {
-    const r = await run([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off'], { env: { PATH: process.env.PATH ?? '' } });
+    const r = await run([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off', '--state-dir', join(sb.dir, 'agent-state')], { env: { PATH: process.env.PATH ?? '', DOCKER_HOST } });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('another agent is already serving');
   });

@@ -12,7 +12,7 @@ import { startFakeAzure, type FakeAzure } from '../fakes/azure/index.ts';
 import { startMoto, type Moto } from '../fakes/aws/moto.ts';
 import { startCsmsFake, type CsmsFake } from '../fakes/huawei/index.ts';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DATA_ROOT, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
 
 const VALUES = {
   vaultPassword: canary('vault-pw'),
@@ -194,9 +194,9 @@ describe('Cloud Mode: through the compiled agent, then with a backend down', () 
     // Values go stale after 1 s; the agent may serve them for an hour while a provider is down.
     writeFileSync(join(sb.dir, 'agent.yaml'), dsoYaml('agent:\n  cache:\n    ttl: 1s\n    max_stale: 1h\n'));
     socket = join(sb.dir, 'run', 'dso.sock');
-    agent = Bun.spawn([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off'], {
+    agent = Bun.spawn([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off', '--state-dir', join(sb.dir, 'agent-state')], {
       // The credentials live with the agent only.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...CREDENTIALS },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...CREDENTIALS, DOCKER_HOST },
       stdout: 'ignore',
       stderr: 'pipe',
     });

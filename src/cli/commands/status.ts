@@ -139,7 +139,15 @@ export function render(r: StatusReport): string {
       }
       const c = s.cache ?? {};
       out.push('', 'Cache:', `  Entries: ${c.entries ?? 0}`, `  Size: ${bytes(c.bytes ?? 0)} of ${bytes(c.maxBytes ?? 0)}`, `  TTL: ${c.ttlSeconds ?? 0}s`, `  Hit rate: ${((c.hitRate ?? 0) * 100).toFixed(1)}% (${c.hits ?? 0} hits, ${c.misses ?? 0} misses)`, `  Served stale during outages: ${c.staleServed ?? 0}`);
-      out.push('', `Queue: ${s.queue?.depth ?? 0} of ${s.queue?.capacity ?? 0}`, `Pending rotations: ${(s.pendingRotations ?? []).length || 'none'}`);
+      out.push('', `Queue: ${s.queue?.depth ?? 0} of ${s.queue?.capacity ?? 0}${s.queue?.drops ? ` (${s.queue.drops} dropped, reconciled since)` : ''}`);
+      const pending = (s.pendingRotations ?? []) as Array<Record<string, any>>;
+      out.push(`Pending rotations: ${pending.length === 0 ? 'none' : ''}`);
+      for (const p of pending) out.push(`  ${p.container} (${p.strategy}, ${p.status === 'stuck' ? `STUCK: ${p.reason}` : `at ${p.step}`}, started ${ago(p.startedAt)}): ${(p.secrets ?? []).join(', ')}`);
+      const recent = (s.recentRotations ?? []) as Array<Record<string, any>>;
+      if (recent.length > 0) {
+        out.push('Recent rotations:');
+        for (const r of recent.slice(-5)) out.push(`  ${r.container}: ${r.strategy} ${r.status.replace('_', ' ')} ${ago(r.finishedAt)}${r.durationMs !== undefined ? ` in ${(r.durationMs / 1000).toFixed(1)} s` : ''}${r.downtimeMs !== undefined ? `, ${(r.downtimeMs / 1000).toFixed(1)} s without service` : ''}${r.reason && r.status !== 'done' ? ` (${r.reason})` : ''}`);
+      }
     }
   }
   out.push('', 'Managed containers:');

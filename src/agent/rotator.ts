@@ -1,0 +1,340 @@
+// The agent's rotation loop. It notices work from three sources: providers (polled every
+// agent.watch.polling_interval, or checked at once on a webhook), the engine's event stream (a
+// managed container started with its secret volumes empty, after a reboot or an engine restart),
+// and recovery (rotations a crash interrupted). Work goes through the debounced queue, one entry
+// per container, and is carried out by the rotation executor. After every reconnection to the
+// engine, and at start, a full reconcile re-derives everything from the engine and the providers,
+// so events lost while disconnected (or dropped by a full queue) cost time, never correctness.
+import { COMPOSE_PROJECT, LABEL_ROLE } from '../compose/labels.ts';
+import { parseSecretId } from '../compose/references.ts';
+import type { DsoConfig } from '../config/load.ts';
+import type { Engine, EngineEvent } from '../docker/engine.ts';
+import { EngineEventStream } from '../docker/event-stream.ts';
+import { publishFiles, volumeReady } from '../docker/secret-volumes.ts';
+import { DsoError } from '../errors.ts';
+import type { Logger } from '../observe/log.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { ProviderError } from '../providers/contract.ts';
+import { SecretBytes, wipeAll } from '../secrets/secret-bytes.ts';
+import type { ResolvedValues, RotationDeps } from '../rotation/execute.ts';
+import type { Fingerprinter } from '../rotation/fingerprint.ts';
+import type { HealthSettings } from '../rotation/health.ts';
+import { describeContainer, loadManaged, sameSource, type ManagedContainer } from '../rotation/inventory.ts';
+import type { LocalRotationResult } from '../rotation/local.ts';
+import { planRotation, type PlanDefaults } from '../rotation/plan.ts';
+import { recoverRotations } from '../rotation/recover.ts';
+import { runPlan } from '../rotation/run.ts';
+import type { RotationState, Step } from '../rotation/state.ts';
+import { RotationQueue } from './queue.ts';
+import type { AgentService, RotationStatus } from './service.ts';
+
+/** Containers whose provider references the agent resolved (Cloud Mode `up`) are the agent's. */
+const AGENT_SOURCE = { config: 'agent' };
+
+export interface RotatorOptions {
+  config: DsoConfig;
+  service: AgentService;
+  engine: Engine;
+  state: RotationState;
+  fingerprints: Fingerprinter;
+  log: Logger;
+  metrics: Metrics;
+  /** Test-only (DSO_TEST_PAUSE_AT): stop still after this step, so a test can kill the agent there. */
+  pauseAt?: string;
+  now?: () => number;
+}
+
+export class Rotator {
+  readonly #o: RotatorOptions;
+  readonly #queue: RotationQueue;
+  readonly #events: EngineEventStream;
+  readonly #now: () => number;
+  #pollTimer?: ReturnType<typeof setInterval>;
+  #queueTimer?: ReturnType<typeof setTimeout>;
+  /** The dispatch under way, if any: one at a time, so a container is never rotated twice at once. */
+  #dispatching?: Promise<void>;
+  #reconciling?: Promise<void>;
+  #stopped = false;
+  #restoring = new Set<string>();
+
+  constructor(o: RotatorOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+    const watch = o.config.agent.watch;
+    this.#queue = new RotationQueue({ debounceMs: watch.debounce_window, capacity: watch.queue_size, now: this.#now, metrics: o.metrics });
+    this.#events = new EngineEventStream({
+      engine: o.engine,
+      filters: { type: ['container'], label: ['dso.managed=true'], event: ['start', 'restart', 'unpause'] },
+      onEvent: (e) => this.#onEvent(e),
+      onConnected: (c) => {
+        if (c.reconnect) {
+          o.log.warn('Reconnected to the Docker engine; reconciling', { downtime_ms: c.downtimeMs });
+          return this.reconcile('reconnect');
+        }
+      },
+      log: o.log.child({ component: 'events' }),
+      metrics: { reconnects: o.metrics.eventStreamReconnects },
+    });
+    o.service.rotationStatus = () => this.status();
+  }
+
+  get #health(): HealthSettings {
+    const h = this.#o.config.agent.health_check;
+    return { timeoutMs: h.timeout, intervalMs: h.interval, retries: h.retries };
+  }
+
+  get #defaults(): PlanDefaults {
+    return { strategy: this.#o.config.defaults.rotation.strategy ?? this.#o.config.agent.rotation.strategy, signal: this.#o.config.defaults.rotation.signal };
+  }
+
+  /** Recovers, restores and checks everything once, then watches. */
+  async start(): Promise<void> {
+    await this.reconcile('start');
+    if (this.#stopped) return;
+    this.#events.start();
+    this.#pollTimer = setInterval(() => void this.checkSecrets().catch((e) => this.#o.log.warn('Checking secrets failed', { reason: reason(e) })), this.#o.config.agent.watch.polling_interval);
+    this.#pollTimer.unref?.();
+  }
+
+  /**
+   * Stops watching. A rotation under way is given agent.rotation.timeout to finish; past that it
+   * is abandoned where it stands, and the next start recovers it from the state file.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#queueTimer);
+    await this.#events.stop();
+    if (this.#dispatching) await Promise.race([this.#dispatching, Bun.sleep(this.#o.config.agent.rotation.timeout)]);
+  }
+
+  /** Recovery, then restoring empty secret volumes, then a drift check of every secret. */
+  reconcile(why: string): Promise<void> {
+    this.#reconciling ??= (async () => {
+      try {
+        this.#queue.clearReconcileFlag();
+        for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f) })) {
+          if (r.rotateAgain) this.#push(r.rotateAgain.containerId, r.rotateAgain.ids, 'recovery');
+        }
+        const containers = await loadManaged(this.#o.engine);
+        for (const c of containers) if (c.running && sameAgent(c)) await this.#restore(c);
+        await this.#o.state.prune(new Set(containers.map((c) => c.id)));
+        await this.checkSecrets();
+      } catch (e) {
+        this.#o.log.error('Reconcile failed; it runs again at the next poll or reconnect', { why, reason: reason(e) });
+      } finally {
+        this.#reconciling = undefined;
+      }
+    })();
+    return this.#reconciling;
+  }
+
+  /**
+   * Asks the providers for the current value of `ids` (every secret the agent's containers use,
+   * when not given) and queues the containers whose fingerprint differs. Values are fingerprinted
+   * and wiped at once. A container without a fingerprint of this agent's key for a secret (made
+   * before, or by another agent) is adopted: its current fingerprint is recorded, nothing rotated.
+   */
+  async checkSecrets(ids?: readonly string[]): Promise<{ checked: number; queued: number }> {
+    const containers = (await loadManaged(this.#o.engine)).filter(sameAgent);
+    const wanted = new Set(containers.flatMap((c) => c.ids.filter((id) => id.includes(':'))));
+    const refs = [...wanted].filter((id) => ids === undefined || ids.includes(id)).sort();
+    if (refs.length === 0) return { checked: 0, queued: 0 };
+    const { values, failures } = await this.#o.service.resolve(
+      refs.map((r) => parseSecretId(r, 'check')),
+      { fresh: true },
+    );
+    const current = new Map<string, string>();
+    for (const v of values) {
+      if (v.fingerprint) current.set(v.id, v.fingerprint);
+      v.value.wipe();
+    }
+    for (const f of failures) this.#o.log.warn('Could not check a secret for changes', { secret: f.id, error: f.kind, reason: f.message });
+    let queued = 0;
+    for (const c of containers) {
+      const inPlace = this.#o.state.markers(c.id);
+      const changed: string[] = [];
+      const adopt: Record<string, string> = {};
+      for (const id of c.ids) {
+        const now = current.get(id);
+        if (!now) continue;
+        const had = inPlace[id] ?? c.markers[id];
+        if (had === undefined || !this.#o.fingerprints.owns(had)) adopt[id] = now;
+        else if (had !== now) changed.push(id);
+      }
+      if (Object.keys(adopt).length > 0) await this.#o.state.setMarkers(c.id, adopt);
+      if (changed.length > 0 && this.#push(c.id, changed, 'changed') !== 'dropped') queued++;
+    }
+    if (queued > 0) this.#o.log.info('Secrets changed at their providers', { containers: queued, secrets: refs.filter((r) => containers.some((c) => c.ids.includes(r))) });
+    return { checked: refs.length, queued };
+  }
+
+  /** `rotate NAME` through the agent: every container of the agent's that uses `secret`, now. */
+  async rotateNow(secret: string, dryRun: boolean, progress: (line: string) => void): Promise<LocalRotationResult> {
+    const containers = await loadManaged(this.#o.engine);
+    const users = containers.filter((c) => sameSource(c, secret, AGENT_SOURCE));
+    const plan = planRotation(users, new Map(users.map((c) => [c.id, [secret]])), this.#defaults);
+    if (dryRun || plan.rotations.length === 0) return { plan, outcomes: [] };
+    const outcomes = await this.#serialised(() => runPlan(this.#deps(progress), plan, users, this.#runOptions()));
+    return { plan, outcomes };
+  }
+
+  status(): RotationStatus {
+    return {
+      queue: { depth: this.#queue.size, capacity: this.#queue.capacity, drops: this.#drops },
+      pendingRotations: this.#o.state.inProgress().map((r) => ({ rotation: r.id, container: r.container.name, strategy: r.strategy, step: r.step, status: r.status, startedAt: r.startedAt, secrets: r.ids, ...(r.reason ? { reason: r.reason } : {}) })),
+      recentRotations: this.#o.state
+        .recent()
+        .slice(-10)
+        .map((r) => ({ rotation: r.id, container: r.container.name, strategy: r.strategy, status: r.status, finishedAt: r.updatedAt, ...(r.durationMs === undefined ? {} : { durationMs: r.durationMs }), ...(r.downtimeMs === undefined ? {} : { downtimeMs: r.downtimeMs }), ...(r.reason ? { reason: r.reason } : {}) })),
+    };
+  }
+
+  #drops = 0;
+
+  #push(containerId: string, refs: string[], why: string): string {
+    const result = this.#queue.push({ containerId, refs, reason: why });
+    if (result === 'dropped') this.#drops++;
+    this.#schedule();
+    return result;
+  }
+
+  /** One timer, for when the earliest queue entry is ready. */
+  #schedule(): void {
+    if (this.#stopped) return;
+    const at = this.#queue.nextReadyAt();
+    clearTimeout(this.#queueTimer);
+    if (at === undefined) return;
+    this.#queueTimer = setTimeout(() => void this.#dispatch(), Math.max(0, at - this.#now()));
+  }
+
+  async #dispatch(): Promise<void> {
+    if (this.#dispatching) return; // it reschedules when done
+    this.#dispatching = (async () => {
+      const ready = this.#queue.takeReady(this.#now());
+      if (ready.length === 0) return;
+      const containers = await loadManaged(this.#o.engine);
+      const byId = new Map(containers.map((c) => [c.id, c]));
+      const changes = new Map(ready.filter((e) => byId.has(e.containerId)).map((e) => [e.containerId, e.refs]));
+      const plan = planRotation(containers.filter((c) => changes.has(c.id)), changes, this.#defaults);
+      for (const s of plan.skipped) this.#o.log.info('Not rotated', { container: s.name, secrets: s.ids, reason: s.reason });
+      const outcomes = await runPlan(this.#deps(), plan, containers, this.#runOptions());
+      for (const o of outcomes.filter((x) => x.status !== 'done')) this.#o.log.warn('A rotation did not complete', { container: o.container, status: o.status, reason: o.reason });
+    })()
+      .catch((e) => this.#o.log.error('Rotation dispatch failed', { reason: reason(e) }))
+      .finally(() => {
+        this.#dispatching = undefined;
+        if (this.#queue.reconcileNeeded) void this.reconcile('queue overflow');
+        this.#schedule();
+      });
+    return this.#dispatching;
+  }
+
+  /** Runs `fn` when no dispatch is under way, and keeps dispatches away until it is done. */
+  async #serialised<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#dispatching) await this.#dispatching;
+    let release!: () => void;
+    this.#dispatching = new Promise<void>((r) => (release = r));
+    try {
+      return await fn();
+    } finally {
+      this.#dispatching = undefined;
+      release();
+      this.#schedule();
+    }
+  }
+
+  #runOptions() {
+    const r = this.#o.config.agent.rotation;
+    return { concurrency: r.concurrency, jitterMs: r.jitter };
+  }
+
+  #deps(progress?: (line: string) => void): RotationDeps {
+    const log = this.#o.log.child({ component: 'rotation' });
+    return {
+      engine: this.#o.engine,
+      state: this.#o.state,
+      health: this.#health,
+      resolve: (ids) => this.#resolveFresh(ids),
+      log: (level, msg, fields) => log[level](msg, fields),
+      metrics: this.#o.metrics,
+      ...(progress ? { progress } : {}),
+      ...(this.#o.pauseAt ? { afterStep: (step: Step) => this.#maybePause(step) } : {}),
+      now: this.#now,
+    };
+  }
+
+  /** The providers' current values of `ids`, with their fingerprints; any failure fails the whole. */
+  async #resolveFresh(ids: string[]): Promise<ResolvedValues> {
+    const local = ids.filter((id) => !id.includes(':'));
+    if (local.length > 0) throw new DsoError('ROTATION_FAILED', `the agent cannot rotate a container that also uses local vault names (${local.join(', ')}): run \`docker dso rotate\` there in Local Mode`);
+    const { values, failures } = await this.#o.service.resolve(ids.map((id) => parseSecretId(id, 'rotation')), { fresh: true });
+    const out: ResolvedValues = { values: new Map<string, SecretBytes>(), markers: new Map() };
+    for (const v of values) {
+      out.values.set(v.id, v.value);
+      if (v.fingerprint) out.markers.set(v.id, v.fingerprint);
+    }
+    if (failures.length > 0) {
+      wipeAll(...out.values.values());
+      throw new ProviderError('unavailable', `could not fetch ${failures.map((f) => `${f.id} (${f.kind}: ${f.message})`).join('; ')}`);
+    }
+    return out;
+  }
+
+  async #maybePause(step: Step): Promise<void> {
+    if (step !== this.#o.pauseAt) return;
+    this.#o.log.warn('Paused at a rotation step (DSO_TEST_PAUSE_AT, for tests only)', { step });
+    await new Promise(() => {});
+  }
+
+  #onEvent(e: EngineEvent): void {
+    if (this.#stopped || e.type !== 'container' || e.attributes[LABEL_ROLE]) return;
+    void (async () => {
+      const d = await this.#o.engine.inspectDetails(e.id);
+      if (!d) return;
+      const c = describeContainer(d);
+      if (c.running && sameAgent(c)) await this.#restore(c);
+    })().catch((err) => this.#o.log.warn('Could not restore a container\'s secrets', { container: e.attributes.name, reason: reason(err) }));
+  }
+
+  /**
+   * Puts a container's secret files back when its volumes are empty (a reboot or an engine
+   * restart emptied RAM); its entrypoint waits for them. From the cache when it can: the values
+   * the container had, unless the provider changed them, which the drift check then rotates.
+   */
+  async #restore(c: ManagedContainer): Promise<void> {
+    if (this.#restoring.has(c.id) || c.mounts.length === 0) return;
+    this.#restoring.add(c.id);
+    try {
+      const empty: Array<{ dir: string; volume: string }> = [];
+      for (const m of c.mounts) if (!(await volumeReady(this.#o.engine, m.volume))) empty.push(m);
+      if (empty.length === 0) return;
+      const files = c.files.filter((f) => empty.some((m) => f.path.startsWith(`${m.dir}/`)));
+      const local = files.filter((f) => !f.id.includes(':'));
+      if (local.length > 0) {
+        this.#o.log.warn('A container waits for local vault secrets the agent cannot restore; run `docker dso up` for its project', { container: c.name, project: c.details.Config?.Labels?.[COMPOSE_PROJECT], secrets: [...new Set(local.map((f) => f.id))] });
+        return;
+      }
+      const ids = [...new Set(files.map((f) => f.id))];
+      const { values, failures } = await this.#o.service.resolve(ids.map((id) => parseSecretId(id, 'restore')));
+      try {
+        if (failures.length > 0) throw new ProviderError('unavailable', failures.map((f) => `${f.id}: ${f.kind}`).join('; '));
+        const byId = new Map(values.map((v) => [v.id, v.value]));
+        for (const m of empty) await publishFiles(this.#o.engine, m.volume, m.dir, files.filter((f) => f.path.startsWith(`${m.dir}/`)), (id) => byId.get(id)!.expose());
+      } finally {
+        wipeAll(...values.map((v) => v.value));
+      }
+      this.#o.log.info('Restored secret files emptied by a restart', { container: c.name, volumes: empty.map((m) => m.volume) });
+    } finally {
+      this.#restoring.delete(c.id);
+    }
+  }
+}
+
+function sameAgent(c: ManagedContainer): boolean {
+  return c.config === AGENT_SOURCE.config;
+}
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
