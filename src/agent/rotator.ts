@@ -28,6 +28,9 @@ import type { RotationState, Step } from '../rotation/state.ts';
 import { RotationQueue } from './queue.ts';
 import type { AgentService, RotationStatus } from './service.ts';
 
+/** How far ahead of now a dispatch takes queue entries that are about to be ready. */
+const BATCH_SLACK_MS = 250;
+
 /** Containers whose provider references the agent resolved (Cloud Mode `up`) are the agent's. */
 const AGENT_SOURCE = { config: 'agent' };
 
@@ -56,6 +59,13 @@ export class Rotator {
   #reconciling?: Promise<void>;
   #stopped = false;
   #restoring = new Set<string>();
+  /** The fingerprints each queued container is to get, as seen when the change was found. */
+  #queuedFingerprints = new Map<string, Record<string, string>>();
+  /**
+   * Values a container refused (its new instance was not healthy, or a dependency refused them):
+   * not tried again by the watcher until the provider's value changes once more. `rotate` still can.
+   */
+  #refused = new Map<string, Record<string, string>>();
 
   constructor(o: RotatorOptions) {
     this.#o = o;
@@ -155,15 +165,19 @@ export class Rotator {
       const inPlace = this.#o.state.markers(c.id);
       const changed: string[] = [];
       const adopt: Record<string, string> = {};
+      const refused = this.#refused.get(c.id) ?? {};
       for (const id of c.ids) {
         const now = current.get(id);
         if (!now) continue;
         const had = inPlace[id] ?? c.markers[id];
         if (had === undefined || !this.#o.fingerprints.owns(had)) adopt[id] = now;
-        else if (had !== now) changed.push(id);
+        else if (had !== now && refused[id] !== now) changed.push(id);
       }
       if (Object.keys(adopt).length > 0) await this.#o.state.setMarkers(c.id, adopt);
-      if (changed.length > 0 && this.#push(c.id, changed, 'changed') !== 'dropped') queued++;
+      if (changed.length > 0 && this.#push(c.id, changed, 'changed') !== 'dropped') {
+        queued++;
+        this.#queuedFingerprints.set(c.id, { ...(this.#queuedFingerprints.get(c.id) ?? {}), ...Object.fromEntries(changed.map((id) => [id, current.get(id)!])) });
+      }
     }
     if (queued > 0) this.#o.log.info('Secrets changed at their providers', { containers: queued, secrets: refs.filter((r) => containers.some((c) => c.ids.includes(r))) });
     return { checked: refs.length, queued };
@@ -211,7 +225,10 @@ export class Rotator {
   async #dispatch(): Promise<void> {
     if (this.#dispatching) return; // it reschedules when done
     this.#dispatching = (async () => {
-      const ready = this.#queue.takeReady(this.#now());
+      // Entries queued by one check or one burst become ready within moments of each other: take
+      // them as one batch, so depends_on waves (a dependency refusing a value spares its
+      // dependants) work across them.
+      const ready = this.#queue.takeReady(this.#now() + BATCH_SLACK_MS);
       if (ready.length === 0) return;
       const containers = await loadManaged(this.#o.engine);
       const byId = new Map(containers.map((c) => [c.id, c]));
@@ -219,7 +236,18 @@ export class Rotator {
       const plan = planRotation(containers.filter((c) => changes.has(c.id)), changes, this.#defaults);
       for (const s of plan.skipped) this.#o.log.info('Not rotated', { container: s.name, secrets: s.ids, reason: s.reason });
       const outcomes = await runPlan(this.#deps(), plan, containers, this.#runOptions());
-      for (const o of outcomes.filter((x) => x.status !== 'done')) this.#o.log.warn('A rotation did not complete', { container: o.container, status: o.status, reason: o.reason });
+      const byName = new Map(containers.map((c) => [c.name, c.id]));
+      for (const o of outcomes) {
+        const cid = byName.get(o.container);
+        const expected = cid ? this.#queuedFingerprints.get(cid) : undefined;
+        if (cid) this.#queuedFingerprints.delete(cid);
+        if (o.status === 'done') continue;
+        this.#o.log.warn('A rotation did not complete', { container: o.container, status: o.status, reason: o.reason });
+        if (cid && expected && (o.status === 'rolled_back' || o.status === 'skipped')) {
+          this.#refused.set(cid, { ...(this.#refused.get(cid) ?? {}), ...expected });
+          this.#o.log.warn('Not retrying this value for this container until it changes again (or `docker dso rotate`)', { container: o.container, secrets: Object.keys(expected) });
+        }
+      }
     })()
       .catch((e) => this.#o.log.error('Rotation dispatch failed', { reason: reason(e) }))
       .finally(() => {
