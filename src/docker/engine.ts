@@ -278,7 +278,13 @@ class DockerodeEngine implements Engine {
   }
 
   async startContainer(id: string): Promise<void> {
-    await this.call(`start container ${id.slice(0, 12)}`, () => this.docker.getContainer(id).start());
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      // 304: it was running already, which is what the caller wanted.
+      if ((e as { statusCode?: number }).statusCode === 304) return;
+      throw this.translate(`start container ${id.slice(0, 12)}`, e);
+    }
   }
 
   async removeContainer(id: string): Promise<void> {

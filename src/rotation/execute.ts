@@ -193,10 +193,16 @@ async function replaceStrategy(deps: RotationDeps, planned: PlannedRotation, c: 
   let renamed = false;
   let newId: string | undefined;
   const rollback = async (reason: string): Promise<never> => {
-    if (newId) await engine.removeContainer(newId).catch(() => {});
-    if (renamed) await engine.renameContainer(c.id, c.name).catch((e) => deps.log('error', 'Could not give the original its name back', { container: c.name, reason: String(e) }));
-    if (c.running) await engine.startContainer(c.id).catch(() => {});
-    await removeRotationObjects(engine, rotation).catch(() => {});
+    try {
+      if (newId) await engine.removeContainer(newId);
+      if (renamed) await engine.renameContainer(c.id, c.name);
+      if (c.running) await engine.startContainer(c.id);
+      await removeRotationObjects(engine, rotation);
+    } catch (e) {
+      // The undo itself failed (the engine went away): not rolled back yet. The record stays in
+      // progress and recovery, which reads what the engine then shows, finishes the undo.
+      throw new Error(`${reason}; undoing it failed (${e instanceof Error ? e.message : String(e)}), recovery will finish it`);
+    }
     throw new RolledBack(reason);
   };
 

@@ -8,7 +8,7 @@
 // the rotation stuck and says why.
 import type { ContainerDetails, Engine } from '../docker/engine.ts';
 import { removeRotationObjects, retireVolumes } from '../docker/secret-volumes.ts';
-import { LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
+import { LABEL_MANAGED, LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
 import { waitHealthy, type HealthSettings } from './health.ts';
 import { describeContainer } from './inventory.ts';
 import type { RotationRecord, RotationState } from './state.ts';
@@ -47,7 +47,38 @@ export async function recoverRotations(deps: RecoveryDeps): Promise<Recovered[]>
       deps.log('error', 'Recovery of a rotation failed; it will be tried again', { rotation: r.id, container: r.container.name, reason: e instanceof Error ? e.message : String(e) });
     }
   }
+  await removeOrphans(deps).catch((e) => deps.log('warn', 'Could not remove what finished rotations left', { reason: e instanceof Error ? e.message : String(e) }));
   return out;
+}
+
+/**
+ * Objects a rotation made that nothing uses once it is over: a new container that never took
+ * over, secret volumes and holders of a rotation whose container did not keep them (a rollback
+ * the engine interrupted, a crash before the record). Nothing of a rotation still in progress,
+ * and nothing any container mounts, is touched.
+ */
+async function removeOrphans(deps: RecoveryDeps): Promise<void> {
+  const { engine } = deps;
+  const active = new Set(deps.state.inProgress().map((r) => r.id));
+  const labelled = await engine.listContainers([LABEL_ROTATION]);
+  for (const c of labelled) {
+    const rotation = c.labels[LABEL_ROTATION]!;
+    // A new container that never got its service's name is a shadow left behind.
+    if (!active.has(rotation) && !c.labels[LABEL_ROLE] && c.name.includes(`-dso-new-${rotation.slice(-8)}`)) {
+      deps.log('warn', 'Removing a new container a finished rotation left', { container: c.name, rotation });
+      await engine.removeContainer(c.id);
+    }
+  }
+  const apps = (await engine.listContainers([`${LABEL_MANAGED}=true`])).filter((c) => !c.labels[LABEL_ROLE]);
+  const used = new Set(apps.flatMap((c) => c.volumes));
+  for (const h of labelled.filter((c) => c.labels[LABEL_ROLE] === 'holder')) {
+    if (active.has(h.labels[LABEL_ROTATION]!) || h.volumes.some((v) => used.has(v))) continue;
+    await engine.removeContainer(h.id);
+  }
+  for (const v of await engine.listVolumes([LABEL_ROTATION])) {
+    if (active.has(v.labels[LABEL_ROTATION]!) || used.has(v.name)) continue;
+    await engine.removeVolume(v.name).catch(() => {}); // still held by a holder in use: kept
+  }
 }
 
 async function recoverOne(deps: RecoveryDeps, r: RotationRecord): Promise<Recovered> {
