@@ -79,6 +79,9 @@ export class Rotator {
       onConnected: (c) => {
         if (c.reconnect) {
           o.log.warn('Reconnected to the Docker engine; reconciling', { downtime_ms: c.downtimeMs });
+          // A value refused while the engine was going away (its shutdown kills new containers)
+          // says nothing about the value: after a reconnect every value gets another try.
+          this.#refused.clear();
           return this.reconcile('reconnect');
         }
       },
