@@ -595,13 +595,17 @@ engine_leftovers() {
 }
 
 stop_engine() {
+  # "graceful": stop as `systemctl restart docker` or a reboot does (dockerd stops each container
+  # itself), so restart policies bring them back at the next start. Otherwise, for teardown, what
+  # tests left running is killed first: Docker counts that as a manual stop.
+  local mode="${1:-teardown}"
   local pid
   if pid="$(engine_pid)"; then
     log "stopping the engine (pid $pid)"
     # On SIGTERM dockerd gives every running container its stop timeout (10 s by default), and
     # a shell as PID 1 ignores SIGTERM: kill what tests left running, nobody waits for it.
-    local running
-    running="$(timeout 10 docker ps -q 2>/dev/null || true)"
+    local running=''
+    [[ "$mode" == graceful ]] || running="$(timeout 10 docker ps -q 2>/dev/null || true)"
     if [[ -n "$running" ]]; then
       # shellcheck disable=SC2086 # one id per word
       timeout 20 docker kill $running >/dev/null 2>&1 || true
@@ -701,7 +705,7 @@ cmd_restart() {
   # Nothing on stdout: the caller waits for the command, it reads no exports.
   exec 1>&2
   with_lock
-  stop_engine
+  stop_engine graceful
   unmount_leftovers
   start_engine
 }
