@@ -147,6 +147,10 @@ describe('the agent rotates what changes at the provider', () => {
     expect(metrics).toMatch(/dso_rotation_duration_seconds_count\{secret="vault:app\/db#password",status="success"\} [3-9]/);
     expect(metrics).toMatch(/dso_rotation_health_check_duration_seconds_count\{secret="vault:app\/db#password"\} [1-9]/);
     expect(metrics).toMatch(/dso_container_rotation_duration_seconds_count\{container="[^"]+-db-1"\} 1/);
+    // The Event section: the three containers' events became one debounced batch; the queue is empty again.
+    expect(metrics).toMatch(/dso_event_debounce_batches_total [1-9]/);
+    expect(metrics).toMatch(/dso_event_queue_size 0/);
+    expect(metrics).not.toMatch(/dso_event_queue_drops_total\{reason="full"\} [1-9]/);
     expect(metrics).not.toContain(P[1]);
   });
 
