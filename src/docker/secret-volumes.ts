@@ -302,6 +302,12 @@ export async function publishFiles(engine: Engine, volume: string, dir: string, 
   }
 }
 
+/** The secret volumes the compose model names for a service (generation `base`), by directory. */
+export async function baseVolumes(engine: Engine, project: string, service: string): Promise<Array<{ dir: string; volume: string }>> {
+  const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`, `${LABEL_SERVICE}=${service}`]);
+  return volumes.filter((v) => (v.labels[LABEL_GENERATION] ?? 'base') === 'base' && v.labels[LABEL_MOUNT_DIR]).map((v) => ({ dir: v.labels[LABEL_MOUNT_DIR]!, volume: v.name }));
+}
+
 /** The rotation-made volumes of a service's secret directory that a holder keeps (so a container may use them). */
 async function newerGenerations(engine: Engine, project: string, service: string, dir: string, base: string): Promise<string[]> {
   const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`, `${LABEL_SERVICE}=${service}`]);

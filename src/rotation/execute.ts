@@ -8,10 +8,10 @@
 //            temporary name; the new container created under the original name, started, checked.
 //   rolling: the same new container created beside the original under a temporary name, started
 //            and checked while the original serves; then the names swapped and the original stopped.
-import { LABEL_VERSIONS } from '../compose/labels.ts';
+import { LABEL_MANAGED, LABEL_ROLE, LABEL_VERSIONS } from '../compose/labels.ts';
 import { isUtf8 } from '../compose/rewrite.ts';
 import type { Engine } from '../docker/engine.ts';
-import { prepareGeneration, publishFiles, removeRotationObjects, retireVolumes } from '../docker/secret-volumes.ts';
+import { baseVolumes, prepareGeneration, publishFiles, removeRotationObjects, retireVolumes } from '../docker/secret-volumes.ts';
 import { DsoError } from '../errors.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { wipeAll, type SecretBytes } from '../secrets/secret-bytes.ts';
@@ -152,6 +152,40 @@ async function signalStrategy(deps: RotationDeps, planned: PlannedRotation, c: M
 
 /** restart and rolling: a new container with the new values replaces the original. */
 async function replaceStrategy(deps: RotationDeps, planned: PlannedRotation, c: ManagedContainer, rotation: string, step: StepFn): Promise<{ downtimeMs?: number; healthMs?: number }> {
+  // Everything the new container needs is gathered before anything changes; the values are kept
+  // (as bytes) until the end, for the compose model's own volumes, then wiped.
+  const resolved = await deps.resolve(c.ids);
+  try {
+    const result = await replaceWith(deps, planned, c, rotation, step, resolved);
+    await refreshBaseVolumes(deps, c, resolved);
+    return result;
+  } finally {
+    wipeAll(...resolved.values.values());
+  }
+}
+
+/**
+ * The volumes the compose model names hold the old values still (the new container has volumes
+ * of its own): give them the new ones, so that a container Compose creates from the model later
+ * (a scale-up) starts with them, and no old value lingers in RAM. Best effort: `up` does it too.
+ */
+async function refreshBaseVolumes(deps: RotationDeps, c: ManagedContainer, resolved: ResolvedValues): Promise<void> {
+  if (!c.project || !c.service || c.files.length === 0) return;
+  try {
+    const apps = (await deps.engine.listContainers([`${LABEL_MANAGED}=true`])).filter((x) => !x.labels[LABEL_ROLE]);
+    for (const b of await baseVolumes(deps.engine, c.project, c.service)) {
+      // Still mounted by other containers of the service (replicas not rotated yet): their files
+      // must not change under them; the last of them to rotate refreshes it.
+      if (apps.some((x) => x.volumes.includes(b.volume))) continue;
+      const files = c.files.filter((f) => f.path.startsWith(`${b.dir}/`));
+      if (files.length > 0) await publishFiles(deps.engine, b.volume, b.dir, files, (id) => resolved.values.get(id)!.expose());
+    }
+  } catch (e) {
+    deps.log('warn', 'Could not refresh the compose model\'s secret volume; `docker dso up` will', { container: c.name, reason: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+async function replaceWith(deps: RotationDeps, planned: PlannedRotation, c: ManagedContainer, rotation: string, step: StepFn, resolved: ResolvedValues): Promise<{ downtimeMs?: number; healthMs?: number }> {
   const { engine } = deps;
   const now = deps.now ?? Date.now;
   const d = c.details;
@@ -160,12 +194,10 @@ async function replaceStrategy(deps: RotationDeps, planned: PlannedRotation, c: 
   const oldName = `${c.name}-dso-old-${tag}`;
   const newName = rolling ? `${c.name}-dso-new-${tag}` : c.name;
 
-  // Everything the new container needs is gathered before anything changes.
-  const resolved = await deps.resolve(c.ids);
   let generation: Awaited<ReturnType<typeof prepareGeneration>> | undefined;
   let spec: ReturnType<typeof recreateSpec>;
+  const env = new Map<string, string>();
   try {
-    const env = new Map<string, string>();
     for (const e of c.env) {
       const bytes = resolved.values.get(e.id)!.expose();
       if (!isUtf8(bytes) || bytes.includes(0)) throw new DsoError('INVALID_REFERENCE', `secret ${e.id} is not text without NUL bytes, so it cannot be the variable ${e.variable}`, { hint: 'deliver it as a file with dsofile:// instead' });
@@ -183,9 +215,8 @@ async function replaceStrategy(deps: RotationDeps, planned: PlannedRotation, c: 
     const markers = { ...c.markers, ...Object.fromEntries(resolved.markers) };
     const image = await sameImage(engine, d);
     spec = recreateSpec(d, { name: newName, env, volumes: generation?.volumes ?? new Map(), labels: resolved.markers.size > 0 ? { [LABEL_VERSIONS]: JSON.stringify(markers) } : {}, image, rotation });
-    env.clear();
   } finally {
-    wipeAll(...resolved.values.values());
+    env.clear();
   }
   await step('volumes-ready', generation ? { volumes: [...generation.volumes.values()], holder: generation.holder } : {});
 
