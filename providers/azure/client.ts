@@ -12,6 +12,7 @@ import { createFetchHttpClient } from './http-client.ts';
 import { isSecretName, isVersionId, SECRET_NAME_RULE, VERSION_RULE } from './names.ts';
 import { proxySettings, type ProxySettings } from './proxy.ts';
 import { recordFailures } from './recording-client.ts';
+import { untilAborted } from '../../src/abortable.ts';
 
 /** More names than any vault should hold; a list stops there rather than paging forever. */
 const MAX_LISTED = 100_000;
@@ -49,6 +50,8 @@ export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) =
       const what = `reading secret ${name}${options.version === undefined ? '' : ` version ${options.version}`} from ${vaultHost}`;
       let secret;
       try {
+        // The identity library does not pass the signal to its login requests: a hanging login
+        // would hold the call past its deadline, so the wait itself ends at the deadline.
         secret = await untilAborted(client.getSecret(name, { abortSignal: options.signal, ...(options.version === undefined ? {} : { version: options.version }) }), options.signal);
       } catch (e) {
         throw toProviderError(e, what, options.signal, errors);
@@ -87,33 +90,6 @@ export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) =
   };
   return provider;
 };
-
-/**
- * `promise`, or the signal's reason as soon as it aborts. The Key Vault requests honour the signal,
- * but the identity library does not pass it to its login requests (only its device-code flow
- * does): a login that hangs would hold the call past its deadline. Whatever the abandoned request
- * brings later is dropped.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 function caClient(caFile: string, proxy: ProxySettings): HttpClient {
   let ca: string;

@@ -8,6 +8,7 @@ import { DEFAULT_METADATA_ENDPOINT, type MetadataAuth } from './config.ts';
 import { keyBytes, redactionsOf, type CredentialSource } from './credentials.ts';
 import { exchange } from './http.ts';
 import type { SigningCredentials } from './signer.ts';
+import { untilAborted } from '../../src/abortable.ts';
 
 const TOKEN_PATH = '/meta-data/latest/api/token';
 const SECURITY_KEY_PATH = '/openstack/latest/securitykey';
@@ -63,7 +64,7 @@ export function metadataCredentials(auth: MetadataAuth, now: () => number = Date
       });
       let fresh: Held;
       try {
-        fresh = await raceAbort(inflight, signal, 'getting temporary credentials from the ECS metadata service');
+        fresh = await untilAborted(inflight, signal, () => abortError(signal, 'getting temporary credentials from the ECS metadata service'));
       } catch (e) {
         // Renewal failed while the held credentials still work: use them, try again next call.
         if (current && current.expiresAt - now() > 30_000 && !signal.aborted) return current;
@@ -131,21 +132,3 @@ function parseExpiry(text: string): number | undefined {
   return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms);
 }
 
-/** `promise`, or this call's own abort, whichever comes first (the shared fetch goes on). */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortError(signal, what));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal, what));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}

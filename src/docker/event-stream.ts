@@ -4,6 +4,7 @@
 // good (the engine replays only the few it still holds, and none from before its own restart).
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineEvent } from './engine.ts';
+import { untilAborted } from '../abortable.ts';
 
 export interface Connected {
   /** False for the first connection after start(), true for every one after. */
@@ -129,7 +130,7 @@ export class EngineEventStream {
         everConnected = true;
         for (;;) {
           // The adapter ends its stream on abort; a stream that did not would still not hold up stop().
-          const r = await untilAborted(next, signal);
+          const r = await untilAborted(next, signal, () => new Error('aborted'));
           if (r.done) break;
           this.#deliver(r.value);
           next = iterator.next();
@@ -164,7 +165,7 @@ export class EngineEventStream {
    * owner's reconcile can slip between the two.
    */
   async #since(signal: AbortSignal): Promise<string> {
-    const ms = (await untilAborted(this.#o.engine.info(), signal)).systemTime.getTime();
+    const ms = (await untilAborted(this.#o.engine.info(), signal, () => new Error('aborted'))).systemTime.getTime();
     if (this.#lastNano > 0) return engineTimestamp(this.#lastNano);
     return `${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}000000`;
   }
@@ -204,24 +205,6 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** `p`, or a rejection as soon as `signal` aborts (the engine call itself cannot be cancelled). */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('aborted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
