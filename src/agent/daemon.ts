@@ -20,6 +20,7 @@ import { SecretCache } from './cache.ts';
 import { Rotator } from './rotator.ts';
 import { AgentService } from './service.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
+import { splitAddress } from '../config/units.ts';
 
 export interface AgentOptions {
   configPath: string;
@@ -236,7 +237,3 @@ function groupId(name: string): number {
   return gid;
 }
 
-function splitAddress(address: string): { hostname: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { hostname: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
-}

@@ -24,6 +24,7 @@ import { parseSecretId } from '../compose/references.ts';
 import { DsoError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { BodyOverLimit, readBodyCapped } from '../providers/read-body.ts';
+import { splitAddress } from '../config/units.ts';
 
 export const WEBHOOK_PATH = '/v1/webhook';
 export const SIGNATURE_HEADER = 'x-dso-signature';
@@ -268,7 +269,3 @@ class ReplayMemory {
   }
 }
 
-function splitAddress(address: string): { hostname: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { hostname: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
-}

@@ -27,3 +27,9 @@ export function parseSize(text: string): number | undefined {
 }
 
 export const SIZE_FORM = 'a size like 4096, 512Ki, 100Mi or 1Gi';
+
+/** HOST and PORT of an address already validated as HOST:PORT (IPv6 hosts in brackets). */
+export function splitAddress(address: string): { hostname: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { hostname: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
