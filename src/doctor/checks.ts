@@ -269,8 +269,15 @@ async function agentChecks(d: DoctorEnv): Promise<CheckResult[]> {
   else out.push(pass('permissions.socket', 'Agent socket', `${socket} is mode ${octal(st.mode)}, group ${st.gid}`));
 
   try {
-    const s = (await agentStatus(socket)) as { version?: string; uptimeSeconds?: number; pid?: number };
+    const s = (await agentStatus(socket)) as { version?: string; uptimeSeconds?: number; pid?: number; pendingRotations?: Array<{ container: string; status: string; step: string; reason?: string }> };
     out.push(pass('agent', 'Agent', `running at ${socket} (version ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds} s)`));
+    const pending = s.pendingRotations ?? [];
+    const stuck = pending.filter((r) => r.status === 'stuck');
+    if (stuck.length > 0) {
+      out.push(fail('rotations', 'Rotations', stuck.map((r) => `${r.container}: stuck at ${r.step}: ${r.reason ?? 'unknown'}`).join('; '), 'look at the containers named (docker ps -a); once the name belongs to the right container again, restart the agent and it recovers the rotation'));
+    } else {
+      out.push(pass('rotations', 'Rotations', pending.length === 0 ? 'none under way' : `${pending.length} under way: ${pending.map((r) => `${r.container} at ${r.step}`).join(', ')}`));
+    }
   } catch (e) {
     out.push(failFromError('agent', 'Agent', e, 'check `docker dso system status` and `docker dso system logs`'));
     return out;

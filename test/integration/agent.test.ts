@@ -135,6 +135,7 @@ describe('dso agent', () => {
     expect(byId('permissions.socket')).toMatchObject({ status: 'pass' });
     expect(byId('permissions.socket').detail).toContain('0660');
     expect(byId('provider.home')).toMatchObject({ status: 'pass' });
+    expect(byId('rotations')).toMatchObject({ status: 'pass', detail: 'none under way' });
     expect(byId('vault')).toBeUndefined(); // the CLI's vault is not what Cloud Mode needs
     expect(r.stdout).not.toContain(TOKEN);
     const down = await dso(sb, ['doctor', '--json'], { env: { ...env, DSO_AGENT_SOCKET: join(sb.dir, 'none.sock') } });

@@ -4,11 +4,11 @@
 // its own check with a fix, and the exit status says so. The full level's RAM probe leaves
 // nothing behind. Cloud Mode doctor is tested with a running agent in agent.test.ts.
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { doctorReportSchema, type DoctorReport } from '../../src/doctor/report.ts';
-import { canary, dockerOk, dso, sandbox, type Sandbox } from './support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, sandbox, type Sandbox } from './support.ts';
 
 const SECRET = canary('doctor');
 let sb: Sandbox;
@@ -143,4 +143,35 @@ test('usage errors exit 2', async () => {
   const r = await dso(sb, ['doctor', '--level', 'deep']);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('--level must be basic or full');
+});
+
+test('Cloud Mode: a rotation the agent could not decide on fails the rotations check, with its reason', async () => {
+  const dir = `${sb.dir}/stuck-agent`;
+  mkdirSync(`${dir}/state`, { recursive: true, mode: 0o700 });
+  const at = new Date().toISOString();
+  writeFileSync(`${dir}/agent.yaml`, 'providers: {}\n');
+  writeFileSync(
+    `${dir}/state/rotations.json`,
+    JSON.stringify({
+      version: 1,
+      inPlace: {},
+      rotations: [{ id: 'rstuck1', container: { id: 'f'.repeat(64), name: 'shop-db-1', running: true }, strategy: 'rolling', ids: ['vault:db#password'], startedAt: at, updatedAt: at, step: 'original-renamed', status: 'stuck', reason: 'another container (abc) now has the name shop-db-1', history: [{ step: 'planned', at }] }],
+    }),
+    { mode: 0o600 },
+  );
+  const socket = `${dir}/dso.sock`;
+  const agent = Bun.spawn([DSO_BIN, 'agent', '--config', `${dir}/agent.yaml`, '--socket', socket, '--metrics-address', 'off', '--state-dir', `${dir}/state`], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DOCKER_HOST }, stdout: 'ignore', stderr: 'ignore' });
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await Bun.sleep(50);
+    const { code, report } = await doctor([], { DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket });
+    expect(code).toBe(1);
+    const c = check(report, 'rotations');
+    expect(c.status).toBe('fail');
+    expect(c.detail).toContain('shop-db-1: stuck at original-renamed: another container (abc) now has the name shop-db-1');
+    const status = await dso(sb, ['status'], { env: { DSO_MODE: 'cloud', DSO_AGENT_SOCKET: socket } });
+    expect(status.stdout).toContain('shop-db-1 (rolling, STUCK: another container (abc) now has the name shop-db-1');
+  } finally {
+    agent.kill('SIGTERM');
+    await agent.exited;
+  }
 });
