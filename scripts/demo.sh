@@ -81,7 +81,11 @@ echo "disk (engine data root, $DEMO, /tmp): no trace of the file secret; it live
 
 say "7. docker dso down: containers, secret volumes and holder are gone"
 run "$DSO" down -t 1
-docker volume ls --filter label=dso.managed=true
+left=$(docker volume ls -q --filter label=dso.role=secret-volume)
+docker ps -aq --filter label=dso.role=holder | grep -q . && { echo "a holder container is left" >&2; exit 1; }
+[[ -z "$left" ]] || { echo "secret volumes are left: $left" >&2; exit 1; }
+echo "no secret volume and no holder left; the one DSO volume kept is dso-bin-*, which holds only"
+echo "the public program that makes containers wait for their secrets after a reboot"
 
 cd "$ROOT"
 rm -rf "$DEMO"
