@@ -132,6 +132,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     service = fresh.service;
     app = api();
     await old.service.close();
+    old.service.fingerprints?.wipe();
     log.info('Configuration reloaded', { providers: [...next.providers.keys()] });
     void service.checkProviders();
     void fresh.rotator.start();
@@ -156,7 +157,9 @@ interface Runtime {
 /** Everything a configuration makes: the service (providers, cache, metrics), rotation, the webhook port. */
 async function buildRuntime(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger): Promise<Runtime> {
   const stateDir = options.stateDir ?? config.agent.state_dir;
-  const fingerprints = new Fingerprinter(loadFingerprintKey(stateDir));
+  const key = loadFingerprintKey(stateDir);
+  const fingerprints = new Fingerprinter(key);
+  key.fill(0); // the Fingerprinter keeps its own copy
   const service = buildService(config, options, redactor, log, fingerprints);
   const engine = await connectEngine(options.env);
   const rotator = new Rotator({
@@ -187,6 +190,7 @@ async function closeRuntime(r: Runtime): Promise<void> {
   await r.rotator.stop();
   await r.webhook?.stop();
   await r.service.close();
+  r.service.fingerprints?.wipe();
 }
 
 function buildService(config: DsoConfig, options: AgentOptions, redactor: Redactor, log: Logger, fingerprints: Fingerprinter): AgentService {
