@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, run, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, run, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const TOKEN = canary('agent-token');
 const AGENT_PASS = 'agent-only-passphrase-123';
@@ -77,7 +77,7 @@ describe('dso agent', () => {
   });
 
   test('docker dso up in Cloud Mode resolves through the agent', async () => {
-    const project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+    const project = projectOf(sb);
     writeFiles(sb.dir, {
       'compose.yaml': `services:\n  app:\n    image: dso-test/busybox:latest\n    init: true\n    command: ["sleep", "3600"]\n    environment:\n      TOKEN_FILE: dsofile://home:app/token\n`,
     });

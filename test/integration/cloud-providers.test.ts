@@ -12,7 +12,7 @@ import { startFakeAzure, type FakeAzure } from '../fakes/azure/index.ts';
 import { startMoto, type Moto } from '../fakes/aws/moto.ts';
 import { startCsmsFake, type CsmsFake } from '../fakes/huawei/index.ts';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const VALUES = {
   vaultPassword: canary('vault-pw'),
@@ -114,7 +114,7 @@ async function expectNoLeaks(outputs: string[]): Promise<void> {
 
 beforeAll(async () => {
   sb = sandbox('cloud-providers');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
 
   vault = await startFakeVault();
   vault.putSecret('app/db', { user: 'app', password: VALUES.vaultPassword });

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { canary, dso, projectObjects, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { canary, dso, projectObjects, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const VALUE = canary('errors');
 let sb: Sandbox;
@@ -29,7 +29,7 @@ async function upFails(files: Record<string, string>, opts: { env?: Record<strin
 
 beforeAll(async () => {
   sb = sandbox('errors');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   expect((await dso(sb, ['init'])).code).toBe(0);
   expect((await dso(sb, ['secret', 'set', 'app/known'], { input: VALUE })).code).toBe(0);
 });

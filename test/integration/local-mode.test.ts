@@ -2,7 +2,7 @@
 // and x-dso secrets comes up, every app sees its values, and no file secret leaks anywhere.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { DATA_ROOT, canary, docker, dockerOk, dso, projectObjects, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, canary, docker, dockerOk, dso, projectObjects, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const ENV_SECRET = canary('env');
 const FILE_SECRET = canary('file');
@@ -54,7 +54,7 @@ async function exec(service: string, script: string, user?: string): Promise<str
 
 beforeAll(async () => {
   sb = sandbox('local');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   writeFiles(sb.dir, { 'compose.yaml': COMPOSE });
   expect((await dso(sb, ['init'])).code).toBe(0);
   for (const [name, value] of [

@@ -4,7 +4,7 @@
 // reference, and no file secret leaks.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { DATA_ROOT, canary, dockerOk, dso, projectObjects, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, canary, dockerOk, dso, projectObjects, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const TOKEN = canary('prov-token');
 const PLAIN = canary('prov-plain');
@@ -56,7 +56,7 @@ async function exec(script: string): Promise<string> {
 
 beforeAll(async () => {
   sb = sandbox('providers');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   writeFiles(sb.dir, { 'compose.yaml': COMPOSE, 'dso.yaml': config(sb.dir) });
   expect((await dso(sb, ['init'])).code).toBe(0);
   for (const [name, value] of [
@@ -115,7 +115,7 @@ describe('failures start nothing and say which reference failed', () => {
       expect((await dso(other, ['init'])).code).toBe(0);
       expect((await dso(other, ['secret', 'set', 'app/token'], { input: TOKEN })).code).toBe(0);
       const r = await dso(other, ['up', '-d'], { env });
-      const objects = await projectObjects(other.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, ''));
+      const objects = await projectObjects(projectOf(other));
       expect(objects.containers).toEqual([]);
       expect(r.stderr).not.toContain(TOKEN);
       return r;

@@ -5,7 +5,7 @@
 // Here the reboot is reproduced by what it does to a tmpfs volume: the last container using it
 // goes away (the holder is removed while the application is stopped), so its content is gone.
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { canary, docker, dockerOk, dso, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { canary, docker, dockerOk, dso, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -27,7 +27,7 @@ services:
 
 beforeAll(async () => {
   sb = sandbox('restore');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   writeFiles(sb.dir, { 'compose.yaml': COMPOSE });
   expect((await dso(sb, ['init'])).code).toBe(0);
   expect((await dso(sb, ['secret', 'set', 'app/token'], { input: SECRET })).code).toBe(0);

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -82,7 +82,7 @@ async function webhook(ids: string[]): Promise<Response> {
 
 beforeAll(async () => {
   sb = sandbox('rotation-agent');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   vault = await startFakeVault();
   token = vault.createToken({ root: true });
   vault.putSecret('app/db', { password: P[0] });

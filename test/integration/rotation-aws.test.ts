@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startMoto, type Moto } from '../fakes/aws/moto.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -29,7 +29,7 @@ services:
 
 beforeAll(async () => {
   sb = sandbox('rotation-aws');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   moto = await startMoto({ region: 'us-east-1' });
   await moto.putSecret('prod/token', V1);
   writeFiles(sb.dir, {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, restartEngine, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, restartEngine, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -142,7 +142,7 @@ async function converged(): Promise<boolean> {
 
 beforeAll(async () => {
   sb = sandbox('rotation-crash');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   vault = await startFakeVault();
   token = vault.createToken({ root: true });
   values.db = canary('db-initial');

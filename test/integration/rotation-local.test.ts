@@ -5,7 +5,7 @@
 // DNS by service name follows the swap, Compose still sees every rotated container, and nothing
 // leaks or is left over.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { DATA_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox } from './support.ts';
+import { DATA_ROOT, canary, docker, dockerOk, dso, sandbox, scanForLeaks, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -57,7 +57,7 @@ async function objects(): Promise<{ containers: string[]; volumes: string[] }> {
 
 beforeAll(async () => {
   sb = sandbox('rotation');
-  project = sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  project = projectOf(sb);
   writeFiles(sb.dir, { 'compose.yaml': COMPOSE });
   expect((await dso(sb, ['init'])).code).toBe(0);
   expect((await dso(sb, ['secret', 'set', 'app/token'], { input: V1 })).code).toBe(0);
@@ -150,7 +150,7 @@ describe('Local Mode rotation', () => {
 
   test('another vault\'s app/token on the same engine is another secret: its containers are left alone', async () => {
     const other = sandbox('rotation-other');
-    const otherProject = other.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+    const otherProject = projectOf(other);
     const mine = canary('other-vault');
     try {
       writeFiles(other.dir, { 'compose.yaml': 'services:\n  app:\n    image: dso-test/busybox:latest\n    init: true\n    command: ["sleep", "3600"]\n    environment:\n      TOKEN_FILE: dsofile://app/token\n' });

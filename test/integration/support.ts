@@ -48,6 +48,11 @@ export function sandbox(name: string): Sandbox {
   return { dir, home, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** The Compose project name `up` gives a sandbox's directory (its name, lowercased, cleaned). */
+export function projectOf(sb: Sandbox): string {
+  return sb.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+}
+
 export interface RunResult {
   code: number;
   stdout: string;
