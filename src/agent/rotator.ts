@@ -131,7 +131,10 @@ export class Rotator {
         }
         const containers = await loadManaged(this.#o.engine);
         for (const c of containers) if (c.running && sameAgent(c)) await this.#restore(c);
-        await this.#o.state.prune(new Set(containers.map((c) => c.id)));
+        const live = new Set(containers.map((c) => c.id));
+        await this.#o.state.prune(live);
+        // What was remembered about containers that are gone (removed, or replaced by a rotation).
+        for (const map of [this.#refused, this.#queuedFingerprints]) for (const id of map.keys()) if (!live.has(id)) map.delete(id);
         await this.checkSecrets();
       } catch (e) {
         this.#o.log.error('Reconcile failed; it runs again at the next poll or reconnect', { why, reason: reason(e) });
