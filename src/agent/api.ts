@@ -22,6 +22,19 @@ const rotateBody = v.object({ secret: v.pipe(v.string(), v.maxLength(2048)), dry
 
 const STATUS: Partial<Record<DsoError['code'], 400 | 404 | 409 | 503>> = { USAGE: 400, INVALID_REFERENCE: 400, INVALID_SECRET_NAME: 400, PROVIDER_NOT_CONFIGURED: 404 };
 
+/**
+ * A reference from a request body. A refusal says which field and the form expected, not what was
+ * sent: whatever a client put there (a value by mistake) is not sent back, as in the webhook.
+ */
+function requestedId(text: string, field: string): SecretId {
+  try {
+    return parseSecretId(text, 'request');
+  } catch (e) {
+    if (!(e instanceof DsoError) || e.code !== 'INVALID_REFERENCE') throw e;
+    throw new DsoError('INVALID_REFERENCE', `${field} in the request body is not a secret reference`, { hint: 'write NAME or PROVIDER:PATH[#KEY][?version=V], like vault:app/db#password' });
+  }
+}
+
 export function createApi(service: AgentService, rotator?: Rotator): Hono {
   const app = new Hono();
 
@@ -45,7 +58,7 @@ export function createApi(service: AgentService, rotator?: Rotator): Hono {
     }
     const body = v.safeParse(resolveBody, raw);
     if (!body.success) throw new DsoError('USAGE', `the request body must be {"secrets": [1 to ${MAX_IDS} references]}`);
-    const ids: SecretId[] = [...new Set(body.output.secrets)].map((s) => parseSecretId(s, 'request'));
+    const ids: SecretId[] = [...new Set(body.output.secrets)].map((s, i) => requestedId(s, `secrets[${i}]`));
     const { values, failures } = await service.resolve(ids);
     const frames: Uint8Array[] = [];
     for (const r of values) {
@@ -77,7 +90,7 @@ export function createApi(service: AgentService, rotator?: Rotator): Hono {
       }
       const body = v.safeParse(rotateBody, raw);
       if (!body.success) throw new DsoError('USAGE', 'the request body must be {"secret": "PROVIDER:PATH", "dryRun": false}');
-      const id = parseSecretId(body.output.secret, 'request').id;
+      const id = requestedId(body.output.secret, 'secret').id;
       const encoder = new TextEncoder();
       const stream = new ReadableStream<Uint8Array>({
         async start(controller) {

@@ -67,7 +67,11 @@ export function planSecrets(
   for (const key of xdsoKeys) xdsoIds.set(key, parseSecretId(xdso.get(key)!, `secrets.${key} (x-dso)`).id);
   const plans: ServicePlan[] = [];
   for (const service of Object.keys(services).sort()) {
-    const def = services[service]!;
+    const def = services[service];
+    // Compose hands over a checked model; a hand-made or future one still gets a message, not a TypeError.
+    if (!def || typeof def !== 'object' || Array.isArray(def)) {
+      throw new DsoError('COMPOSE_FILE', `service "${service}" is not a mapping of settings`, { hint: 'check the file with `docker compose config`' });
+    }
     const owner = defaultOwner(def.user ?? opts.imageUser?.(service));
     const env: EnvSecret[] = [];
     const files: FileSecret[] = [];
@@ -87,7 +91,7 @@ export function planSecrets(
         });
       }
     }
-    for (const use of serviceSecrets(def.secrets)) {
+    for (const use of serviceSecrets(def.secrets, service)) {
       const name = xdsoIds.get(use.source);
       if (name === undefined) continue;
       const target = use.target ?? use.source;
@@ -134,9 +138,18 @@ interface SecretUse {
   mode?: unknown;
 }
 
-function serviceSecrets(secrets: unknown): SecretUse[] {
+function serviceSecrets(secrets: unknown, service: string): SecretUse[] {
   if (!Array.isArray(secrets)) return [];
-  return secrets.map((s) => (typeof s === 'string' ? { source: s } : (s as SecretUse)));
+  return secrets.map((s, i) => {
+    if (typeof s === 'string') return { source: s };
+    const use = s as Partial<SecretUse> | null;
+    if (typeof use !== 'object' || use === null || typeof use.source !== 'string' || (use.target !== undefined && typeof use.target !== 'string')) {
+      throw new DsoError('COMPOSE_FILE', `service "${service}": secrets[${i}] must be a secret name or a mapping with source (and target) names`, {
+        hint: 'write `- db_password` or `- source: db_password` with `target: db_password`',
+      });
+    }
+    return use as SecretUse;
+  });
 }
 
 function parseId(v: unknown, service: string, key: string, what: string): number | undefined {

@@ -102,7 +102,12 @@ export function parseReference(raw: string, where: string): SecretReference {
 }
 
 function invalid(where: string, raw: string, why: string, hint: string): DsoError {
-  return new DsoError('INVALID_REFERENCE', `${where}: malformed secret reference ${JSON.stringify(raw)}: ${why}`, { hint });
+  // A reference names a secret, but a runaway one (a pasted blob) must not flood the message.
+  return new DsoError('INVALID_REFERENCE', `${where}: malformed secret reference ${JSON.stringify(clip(raw, 120))}: ${clip(why, 300)}`, { hint: clip(hint, 300) });
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** `BASE[#KEY][?QUERY]` or `BASE[?QUERY][#KEY]`: both orders are accepted. */

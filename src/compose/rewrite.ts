@@ -35,6 +35,7 @@ const BIN_VOLUME_KEY = 'dso_bin';
 export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions = {}): Uint8Array {
   const out = structuredClone(model);
   const services = (out.services ?? {}) as Record<string, Json>;
+  checkShapes(out, plan);
   const token = `dso-value-${randomBytes(12).toString('hex')}`;
   const placeholders = new Map<string, string>();
 
@@ -106,6 +107,28 @@ export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions 
   const text = new TextEncoder().encode(JSON.stringify(out));
   if (placeholders.size === 0) return text;
   return splice(text, token, placeholders, opts.values!);
+}
+
+/**
+ * The parts of the model this rewrite edits have the shapes Compose gives them. Compose checked
+ * them already; a model from elsewhere gets a message rather than a TypeError half-way through.
+ */
+function checkShapes(model: Json, plan: SecretPlan): void {
+  const isMap = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  const wrong = (what: string, form: string) =>
+    new DsoError('COMPOSE_FILE', `${what} must be ${form}`, { hint: 'check the file with `docker compose config`' });
+  if (model.volumes != null && !isMap(model.volumes)) throw wrong('the top-level volumes', 'a mapping');
+  for (const [name, svc] of Object.entries((model.services ?? {}) as Record<string, unknown>)) {
+    if (!isMap(svc)) throw wrong(`service "${name}"`, 'a mapping');
+    const { labels } = svc as Json;
+    if (labels != null && !isMap(labels) && !(Array.isArray(labels) && labels.every((l) => typeof l === 'string'))) throw wrong(`service "${name}": labels`, 'a mapping or a list of KEY=VALUE');
+  }
+  for (const sp of plan.services) {
+    const svc = ((model.services ?? {}) as Record<string, Json>)[sp.service];
+    if (svc === undefined) throw new DsoError('INTERNAL', `the plan names service "${sp.service}", which the model does not have`);
+    if (svc.environment != null && !isMap(svc.environment) && !Array.isArray(svc.environment)) throw wrong(`service "${sp.service}": environment`, 'a mapping or a list of KEY=VALUE');
+    if (svc.volumes != null && !Array.isArray(svc.volumes)) throw wrong(`service "${sp.service}": volumes`, 'a list');
+  }
 }
 
 function normaliseEnvironment(svc: Json): Json {

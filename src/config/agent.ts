@@ -3,14 +3,17 @@
 // concurrency). Durations and sizes are parsed strictly here, so the rest of DSO sees numbers.
 import * as v from 'valibot';
 import { DEFAULT_AGENT_SOCKET } from './find.ts';
-import { DURATION_FORM, parseDuration, parseSize, SIZE_FORM } from './units.ts';
+import { DURATION_FORM, MAX_TIMER_FORM, MAX_TIMER_MS, parseDuration, parseSize, SIZE_FORM } from './units.ts';
 
-const duration = (key: string, min = 1) =>
+/** A duration; `max` for those the agent waits with a timer (see MAX_TIMER_MS). */
+const duration = (key: string, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   v.pipe(
     v.string(`${key} must be ${DURATION_FORM}, in quotes or not`),
     v.check((s) => (parseDuration(s) ?? -1) >= min, `${key} must be ${DURATION_FORM}${min > 0 ? ', above zero' : ''}`),
+    v.check((s) => (parseDuration(s) ?? 0) <= max, `${key} must be ${MAX_TIMER_FORM}`),
     v.transform((s) => parseDuration(s)!),
   );
+const timer = (key: string, min = 1) => duration(key, min, MAX_TIMER_MS);
 const size = (key: string) =>
   v.pipe(
     v.union([v.string(), v.number()], `${key} must be ${SIZE_FORM}`),
@@ -58,8 +61,8 @@ const logSchema = strict('agent.log', {
 });
 
 const watchSchema = strict('agent.watch', {
-  polling_interval: v.optional(duration('polling_interval'), '5m'),
-  debounce_window: v.optional(duration('debounce_window', 0), '5s'),
+  polling_interval: v.optional(timer('polling_interval'), '5m'),
+  debounce_window: v.optional(timer('debounce_window', 0), '5s'),
   queue_size: v.optional(integer('queue_size', 1, 1_000_000), 2000),
   webhook_secret_env: v.optional(v.pipe(v.string('webhook_secret_env must name an environment variable'), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'webhook_secret_env must name an environment variable'))),
   // Unset: no TCP listener; the webhook route is served on the agent's socket only.
@@ -67,9 +70,9 @@ const watchSchema = strict('agent.watch', {
 });
 
 const healthSchema = strict('agent.health_check', {
-  timeout: v.optional(duration('timeout'), '30s'),
+  timeout: v.optional(timer('timeout'), '30s'),
   retries: v.optional(integer('retries', 0, 100), 3),
-  interval: v.optional(duration('interval'), '2s'),
+  interval: v.optional(timer('interval'), '2s'),
 });
 
 const cacheSchema = strict('agent.cache', {
@@ -81,10 +84,10 @@ const cacheSchema = strict('agent.cache', {
 
 const rotationSchema = strict('agent.rotation', {
   strategy: v.optional(strategy('strategy'), 'restart'),
-  timeout: v.optional(duration('timeout'), '30s'),
+  timeout: v.optional(timer('timeout'), '30s'),
   rollback_on_failure: v.optional(bool('rollback_on_failure'), true),
   concurrency: v.optional(integer('concurrency', 1, 64), 4),
-  jitter: v.optional(duration('jitter', 0), '2s'),
+  jitter: v.optional(timer('jitter', 0), '2s'),
 });
 
 export const agentSchema = v.pipe(

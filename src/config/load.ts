@@ -55,7 +55,13 @@ export async function parseConfig(text: string, path: string): Promise<DsoConfig
   }
   if (problems.length > 0) throw invalid(path, problems);
 
-  const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch {
+    // The yaml library refuses an alias bomb here, with a ReferenceError of its own.
+    throw invalid(path, [{ path: '', line: 1, column: 1, message: 'YAML aliases expand too much (more than 100 uses of an anchor)' }]);
+  }
   const locate = (keys: ReadonlyArray<string | number>) => position(doc, lines, keys);
   if (typeof root !== 'object' || root === null || Array.isArray(root)) {
     throw invalid(path, [{ path: '', line: 1, column: 1, message: 'the file must be a mapping with keys like providers: and agent:' }]);

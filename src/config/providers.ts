@@ -4,7 +4,7 @@ import * as v from 'valibot';
 import type { Isolation } from '../providers/contract.ts';
 import { isProviderKind, loadDefinition, PROVIDER_KINDS } from '../providers/registry.ts';
 import { issueProblems, SAFE_MESSAGES } from './issues.ts';
-import { DURATION_FORM, parseDuration } from './units.ts';
+import { DURATION_FORM, MAX_TIMER_FORM, MAX_TIMER_MS, parseDuration } from './units.ts';
 
 export interface ProviderSettings {
   /** The entry's key in dso.yaml: the PROVIDER in `dso://PROVIDER:PATH`. */
@@ -31,7 +31,14 @@ const GENERIC_KEYS = ['type', 'isolation', 'timeout', 'env'];
 const genericSchema = v.object({
   type: v.optional(v.string('type must be a provider kind')),
   isolation: v.optional(v.picklist(['worker', 'process'], 'isolation must be worker or process')),
-  timeout: v.optional(v.pipe(v.string(`timeout must be ${DURATION_FORM}`), v.check((s) => (parseDuration(s) ?? 0) > 0, `timeout must be ${DURATION_FORM}`))),
+  timeout: v.optional(
+    v.pipe(
+      v.string(`timeout must be ${DURATION_FORM}`),
+      v.check((s) => (parseDuration(s) ?? 0) > 0, `timeout must be ${DURATION_FORM}`),
+      // The host waits a little past the timeout with a timer (see MAX_TIMER_MS); leave it room.
+      v.check((s) => (parseDuration(s) ?? 0) <= MAX_TIMER_MS - 60_000, `timeout must be ${MAX_TIMER_FORM}`),
+    ),
+  ),
   env: v.optional(v.array(v.pipe(v.string('env lists variable names'), v.regex(ENV_NAME, 'env lists variable names like HTTPS_PROXY')), 'env must be a list of variable names')),
 });
 
@@ -68,7 +75,8 @@ async function providerEntry(name: string, entry: unknown, report: Report): Prom
   }
   const kind = generic.output.type ?? name;
   if (!isProviderKind(kind)) {
-    report(generic.output.type === undefined ? at : [...at, 'type'], `unknown provider kind ${JSON.stringify(kind)}; the kinds are ${PROVIDER_KINDS.join(', ')} (set type: when the name is not the kind)`);
+    // The name is a key and may be shown; a `type:` value is not repeated (as no value found is).
+    report(generic.output.type === undefined ? at : [...at, 'type'], `unknown provider kind${generic.output.type === undefined ? ` ${JSON.stringify(kind)}` : ''}; the kinds are ${PROVIDER_KINDS.join(', ')} (set type: when the name is not the kind)`);
     return undefined;
   }
   const definition = await loadDefinition(kind);

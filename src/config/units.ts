@@ -15,6 +15,13 @@ export function parseDuration(text: string): number | undefined {
 
 export const DURATION_FORM = 'a duration like 500ms, 30s, 5m or 1h30m';
 
+/**
+ * The longest wait a timer can take (2^31 - 1 ms, about 24.8 days): setTimeout and setInterval
+ * treat anything longer as 1 ms, so a polling interval of 600h would poll in a busy loop.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_FORM = 'at most 596h (about 24 days), the longest a timer can wait';
+
 const SIZE = /^(\d+)(Ki|Mi|Gi|K|M|G|B)?$/;
 const SIZE_UNITS: Record<string, number> = { B: 1, K: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
 

@@ -2,17 +2,20 @@
 // validation: each side checks every message it receives, so a confused or compromised
 // provider can only produce an error, never a wrong call.
 import * as v from 'valibot';
+import { MAX_TIMER_MS } from '../config/units.ts';
 import { PROVIDER_ERROR_KINDS, type ProviderCapabilities, type ProviderErrorKind } from './contract.ts';
 
 const id = v.pipe(v.number(), v.integer(), v.minValue(1));
 const text = (max: number) => v.pipe(v.string(), v.maxLength(max));
 const errorShape = v.object({ kind: v.picklist(PROVIDER_ERROR_KINDS as ProviderErrorKind[]), message: text(2000) });
 const capabilities = v.object({ list: v.boolean(), watch: v.boolean(), versions: v.boolean() });
+// A deadline a timer can hold: past it, AbortSignal.timeout throws and setTimeout fires at once.
+const timeoutMs = v.pipe(v.number(), v.minValue(1), v.maxValue(MAX_TIMER_MS));
 
 export const toProviderSchema = v.variant('type', [
   v.object({ type: v.literal('init'), kind: text(64), name: text(64), config: v.unknown() }),
-  v.object({ type: v.literal('get'), id, path: text(1024), version: v.optional(text(256)), maxBytes: v.pipe(v.number(), v.integer(), v.minValue(1)), timeoutMs: v.pipe(v.number(), v.minValue(1)) }),
-  v.object({ type: v.literal('list'), id, prefix: text(1024), timeoutMs: v.pipe(v.number(), v.minValue(1)) }),
+  v.object({ type: v.literal('get'), id, path: text(1024), version: v.optional(text(256)), maxBytes: v.pipe(v.number(), v.integer(), v.minValue(1)), timeoutMs }),
+  v.object({ type: v.literal('list'), id, prefix: text(1024), timeoutMs }),
   v.object({ type: v.literal('close') }),
 ]);
 

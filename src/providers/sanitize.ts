@@ -19,6 +19,22 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted-key-id]'], // AWS access key ids
 ];
 
+/**
+ * The patterns backtrack: on a megabyte error page from a garbage backend they would run for
+ * minutes. They run on at most this many characters, the output keeping far fewer anyway.
+ */
+const MAX_SCANNED = 8192;
+
+/**
+ * The start of a long `text`, cut at a whitespace character: no pattern's credential holds one
+ * (or the pattern redacts any start of it), so the cut never leaves a piece of one unmatched.
+ */
+function scannable(text: string): string {
+  if (text.length <= MAX_SCANNED) return text;
+  for (let i = MAX_SCANNED; i > 0; i--) if (/\s/.test(text[i]!)) return text.slice(0, i);
+  return `[${text.length} characters without a space, not shown]`;
+}
+
 /** Longest first, so that a credential containing another is replaced whole. */
 function byLength(a: string, b: string): number {
   return b.length - a.length;
@@ -34,6 +50,7 @@ export function sanitize(text: string, known: Iterable<string> = []): string {
   for (const value of [...known].filter((v) => v.length >= 4).sort(byLength)) {
     out = out.split(value).join('[redacted]');
   }
+  out = scannable(out);
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
   // Errors can be long (HTML error pages, stack traces): keep the start, which says what failed.
   if (out.length > 500) out = `${out.slice(0, 500)}...`;
