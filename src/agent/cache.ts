@@ -63,7 +63,7 @@ export class SecretCache {
 
   /**
    * The value for `id`: from the cache while fresh, else from `fetch` (and cached). When `fetch`
-   * fails in a way that may pass (backend down, timeout, crash) and the cached value is within
+   * fails without a usable answer (backend down, timeout, crash, garbage) and the cached value is within
    * max_stale, the cached value is served, marked stale. Other failures are thrown.
    */
   async get(id: string, fetch: () => Promise<Fetched>, options: { fresh?: boolean } = {}): Promise<Served> {
@@ -89,8 +89,8 @@ export class SecretCache {
       fetched = await fetch();
     } catch (e) {
       const current = this.#entries.get(id);
-      const transient = e instanceof ProviderError && e.transient;
-      if (transient && current && now - current.fetchedAt < this.#o.ttlMs + this.#o.maxStaleMs) {
+      const backendFault = e instanceof ProviderError && e.backendFault;
+      if (backendFault && current && now - current.fetchedAt < this.#o.ttlMs + this.#o.maxStaleMs) {
         this.#stats.staleServed++;
         this.#touch(id, current);
         return this.#serve(current, true, true, now);

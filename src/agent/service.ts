@@ -114,8 +114,9 @@ export class AgentService {
     } catch (e) {
       const kind = e instanceof ProviderError ? e.kind : 'internal';
       this.metrics.providerErrors.inc({ provider: id.provider!, error: kind });
-      // The backend answered (not found, denied): it is up. Otherwise it is not.
-      if (e instanceof ProviderError && !e.transient && e.kind !== 'auth') {
+      // The backend answered something that means something (not found, denied): it is up.
+      // Otherwise (unreachable, slow, garbage) it is not.
+      if (e instanceof ProviderError && !e.backendFault && e.kind !== 'auth') {
         this.#lastContact.set(id.provider!, Date.now());
         this.#down.delete(id.provider!);
       } else {

@@ -148,4 +148,13 @@ export class ProviderError extends Error {
   get transient(): boolean {
     return this.kind === 'unavailable' || this.kind === 'timeout' || this.kind === 'crashed';
   }
+
+  /**
+   * Whether the backend gave no usable answer: unreachable, slow, crashed, or an answer its API
+   * does not document (garbage, cut short, endless). The backend counts as down and the last good
+   * value may stand in; an answer that means something (not found, denied) is believed instead.
+   */
+  get backendFault(): boolean {
+    return this.transient || this.kind === 'invalid_response' || this.kind === 'too_large';
+  }
 }

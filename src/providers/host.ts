@@ -58,6 +58,8 @@ export class ProviderHost {
   readonly #known: string[];
   #transport?: Transport;
   #ready?: Promise<void>;
+  /** Ends a start under way (its timer included, which would otherwise keep the process alive). */
+  #abandonStart?: (error: ProviderError) => void;
   #state: HostStatus['state'] = 'stopped';
   #capabilities?: ProviderCapabilities;
   #pending = new Map<number, Pending>();
@@ -121,6 +123,7 @@ export class ProviderHost {
     const t = this.#transport;
     this.#transport = undefined;
     this.#failAll(new ProviderError('unavailable', 'DSO is shutting the provider down'));
+    this.#abandonStart?.(new ProviderError('unavailable', 'DSO shut the provider down while it was starting'));
     if (!t) return;
     const ended = new Promise<void>((resolve) => t.onExit(() => resolve()));
     t.send({ type: 'close' });
@@ -131,7 +134,7 @@ export class ProviderHost {
 
   async #call(build: (id: number) => ToProvider, timeoutMs: number): Promise<FromProvider> {
     if (this.#state === 'closed') throw new ProviderError('unavailable', 'the provider was shut down');
-    await this.#ensureReady(timeoutMs);
+    await this.#readyWithin(timeoutMs);
     const transport = this.#transport!;
     const id = this.#nextId++;
     const grace = this.#o.hangGraceMs ?? 2000;
@@ -153,6 +156,26 @@ export class ProviderHost {
     }
     this.#failures = 0;
     return answer;
+  }
+
+  /**
+   * Waits for the provider to be ready within a call's own timeout (dso.yaml's `timeout`), not
+   * the longer start limit: a backend that hangs during login fails the call when the operator
+   * said it should. The start goes on in the background and the next call joins it.
+   */
+  async #readyWithin(timeoutMs: number): Promise<void> {
+    const ready = this.#ensureReady(timeoutMs);
+    // Abandoned when the call times out first: its failure is then the next call's to report.
+    ready.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProviderError('timeout', `the provider was not ready (logged in) within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([ready, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #ensureReady(timeoutMs: number): Promise<void> {
@@ -196,6 +219,10 @@ export class ProviderHost {
         reject(new ProviderError('timeout', `the provider did not start within ${(this.#o.startTimeoutMs ?? 30_000) / 1000} s`));
         this.#crashed(transport, 'it did not start in time');
       }, this.#o.startTimeoutMs ?? 30_000);
+      this.#abandonStart = (error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
       transport.onMessage((raw) => {
         const m = parseFromProvider(raw);
         if (!m) {
@@ -217,6 +244,9 @@ export class ProviderHost {
             this.#transport = undefined;
             transport.terminate();
             this.#backoff(sanitize(m.error.message, this.#known));
+            // Sent after ready (a confused provider), it also ends the calls in flight: they would
+            // otherwise wait out their deadline on a provider that is gone.
+            this.#failAll(new ProviderError(m.error.kind, sanitize(m.error.message, this.#known)));
             return;
           case 'log':
             log(m.level, m.message);
@@ -240,7 +270,11 @@ export class ProviderHost {
       });
     });
     transport.send({ type: 'init', kind: settings.kind, name: settings.name, config: settings.config });
-    await ready;
+    try {
+      await ready;
+    } finally {
+      this.#abandonStart = undefined;
+    }
   }
 
   /** `transport` died or must die: fail its calls, forget it, and back off before the next start. */

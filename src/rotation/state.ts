@@ -165,7 +165,14 @@ export class RotationState {
     const run = async () => {
       const next = structuredClone(this.#data);
       edit(next);
-      await writeFileAtomic(this.path, new TextEncoder().encode(`${JSON.stringify(next, null, 1)}\n`), { mode: 0o600 });
+      try {
+        await writeFileAtomic(this.path, new TextEncoder().encode(`${JSON.stringify(next, null, 1)}\n`), { mode: 0o600 });
+      } catch (e) {
+        // The file on disk is still the previous, whole state (the write is atomic).
+        const code = (e as NodeJS.ErrnoException).code ?? 'error';
+        const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'free disk space there' : 'check that the agent may write there';
+        throw new Error(`cannot write the rotation state ${this.path} (${code}); it keeps its previous content: ${fix}`, { cause: e });
+      }
       this.#data = next;
     };
     const p = this.#queue.then(run, run);

@@ -87,6 +87,16 @@ test('while the provider is down, a stale value is served up to max_stale, marke
   expect([text(fresh.value), fresh.stale]).toEqual(['new-value', false]);
 });
 
+test('an answer that is garbage (invalid or endless) counts as the backend down: the stale value is served', async () => {
+  const { cache, fetchOk, fetchFail, advance } = setup();
+  await cache.get('k', fetchOk('last-known'));
+  for (const kind of ['invalid_response', 'too_large'] as const) {
+    advance(60_000);
+    const served = await cache.get('k', fetchFail(kind));
+    expect([text(served.value), served.stale]).toEqual(['last-known', true]);
+  }
+});
+
 test('past max_stale, or for a non-transient failure, the error is thrown', async () => {
   const { cache, fetchOk, fetchFail, advance } = setup();
   await cache.get('k', fetchOk('v'));

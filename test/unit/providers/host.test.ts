@@ -101,6 +101,28 @@ for (const isolation of ['worker', 'process'] as const) {
       expect(h.status().restarts).toBe(0);
     });
 
+    test('a login that hangs fails the call at the provider\'s own timeout, and a later call joins the start', async () => {
+      const h = host(isolation, { timeoutMs: 300, config: { start_ms: 1500 } });
+      const first = await h.get('x').catch((e: ProviderError) => e);
+      expect(first).toBeInstanceOf(ProviderError);
+      expect((first as ProviderError).kind).toBe('timeout');
+      expect((first as ProviderError).message).toContain('within 300 ms');
+      let got: string | undefined;
+      for (let i = 0; i < 50 && got === undefined; i++) {
+        got = await h.get('after').then((v) => text(v.value.expose()), () => undefined);
+        if (got === undefined) await Bun.sleep(100);
+      }
+      expect(got).toBe('value-of:after');
+    });
+
+    test('close during a start ends it at once (no start timer left to hold the process)', async () => {
+      const h = host(isolation, { config: { start_ms: 60_000 } });
+      const starting = kindOf(h.start());
+      await Bun.sleep(100);
+      await h.close();
+      expect(await starting).toBe('unavailable');
+    });
+
     test('a missing declared variable is named before anything starts', async () => {
       const h = host(isolation, { env: ['NOT_SET_ANYWHERE'] });
       const e = await h.get('x').catch((err: Error) => err);
