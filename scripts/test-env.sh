@@ -134,9 +134,10 @@ make_temp_dir() {
   printf '%s' "$dir"
 }
 
-# The engine's and the images' packages; moto's are listed with moto below.
+# The engine's and the images' packages; moto's are listed with moto below. strace holds the
+# agent inside one system call for test/hardening/permissions.test.ts.
 readonly engine_packages=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2
-  systemd debootstrap)
+  systemd debootstrap strace)
 
 # Installs whichever of the packages named as arguments are missing, with one apt run.
 install_packages() {

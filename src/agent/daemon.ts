@@ -2,7 +2,7 @@
 // metrics, rotation (watcher, queue, executor) and API, serves the unix socket, the metrics port
 // and the optional webhook port, reloads on SIGHUP and shuts down on SIGTERM (in-flight requests
 // finish, a rotation under way gets its timeout, cached values are zeroed, the socket is removed).
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { loadConfig, type DsoConfig } from '../config/load.ts';
@@ -21,6 +21,7 @@ import { Rotator } from './rotator.ts';
 import { AgentService } from './service.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
 import { splitAddress } from '../config/units.ts';
+import { makeDirectory } from '../system/files.ts';
 
 export interface AgentOptions {
   configPath: string;
@@ -54,10 +55,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await prepareSocket(socketPath);
   const api = () => createApi(service, runtime.rotator);
   let app = api();
-  const server = Bun.serve({ unix: socketPath, fetch: (req) => app.fetch(req) });
-  // The socket is created with the umask's mode: set the documented one at once.
-  chmodSync(socketPath, config.agent.socket.mode);
+  // bind(2) gives the socket the umask's mode, and a connection made before the chmod below
+  // outlives it: under a permissive umask (000, 002) anyone could connect in that window. So it
+  // is created owner-only, handed to its group, and only then opened to the group.
+  const umask = process.umask(0o177);
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({ unix: socketPath, fetch: (req) => app.fetch(req) });
+  } finally {
+    process.umask(umask);
+  }
   if (config.agent.socket.group !== undefined) chownSync(socketPath, -1, groupId(config.agent.socket.group));
+  chmodSync(socketPath, config.agent.socket.mode);
 
   let metricsServer: ReturnType<typeof Bun.serve> | undefined;
   const metricsAddress = options.metricsAddress ?? (config.agent.metrics.enabled ? config.agent.metrics.address : 'off');
@@ -214,7 +223,7 @@ function buildService(config: DsoConfig, options: AgentOptions, redactor: Redact
 
 /** Removes a socket file left by an agent that died; refuses to start beside a live one. */
 async function prepareSocket(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  makeDirectory(dirname(path), 0o755);
   if (!existsSync(path)) return;
   const alive = await new Promise<boolean>((resolve) => {
     const s = connect(path);

@@ -21,6 +21,7 @@ export class ProviderSet {
   readonly #config: DsoConfig;
   readonly #options: ProviderSetOptions;
   readonly #hosts = new Map<string, ProviderHost>();
+  #closed = false;
 
   constructor(config: DsoConfig, options: ProviderSetOptions) {
     this.#config = config;
@@ -36,6 +37,9 @@ export class ProviderSet {
   }
 
   host(name: string): ProviderHost {
+    // A late caller (a check still running when the agent stops) must not start a provider
+    // nobody will close: its Worker or process would keep the agent from ever exiting.
+    if (this.#closed) throw new ProviderError('unavailable', 'DSO is shutting its providers down');
     let host = this.#hosts.get(name);
     if (host) return host;
     const settings = this.#config.providers.get(name);
@@ -50,6 +54,7 @@ export class ProviderSet {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#hosts.values()].map((h) => h.close()));
     this.#hosts.clear();
   }

@@ -1,9 +1,24 @@
 // Atomic replacement of the installed binary and of the `dso-agent` link, and creation of a file
 // that must never replace an existing one (dso.yaml): each appears whole or not at all (a temp
 // file or link in the same directory, then rename or link), so a failed setup never leaves a cut
-// binary that systemd would start. Replacing files with content: src/vault/atomic-write.ts.
-import { closeSync, constants, copyFileSync, fchmodSync, fsyncSync, linkSync, openSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
+// binary that systemd would start; and directories with an exact mode, whatever the umask.
+// Replacing files with content: src/vault/atomic-write.ts.
+import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+
+/**
+ * `mkdir -p` with `mode` exactly on every directory it creates; existing ones are left as they
+ * are. mkdir's mode passes through the umask: under root's umask 077 (a common hardening) a
+ * directory meant to be 0755 becomes 0700, and users can no longer reach what it holds.
+ */
+export function makeDirectory(path: string, mode: number): void {
+  const first = mkdirSync(path, { recursive: true, mode });
+  if (first === undefined) return;
+  for (let dir = path; ; dir = dirname(dir)) {
+    chmodSync(dir, mode);
+    if (dir === first || dir === dirname(dir)) return;
+  }
+}
 
 function tempBeside(path: string): string {
   const suffix = Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex');

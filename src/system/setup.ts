@@ -3,7 +3,7 @@
 // tests), and an executor that carries no decisions. Only the steps that change something are
 // planned, so running setup again is idempotent; when a step fails, the error says which steps
 // were done, which were not, and how to undo or retry.
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Output } from '../cli/context.ts';
 import type { DsoConfig } from '../config/load.ts';
@@ -11,7 +11,7 @@ import { DsoError } from '../errors.ts';
 import { writeFileAtomic } from '../vault/atomic-write.ts';
 import { groupNameOf, readAccounts, useraddArgs, userNameOf, type Accounts } from './accounts.ts';
 import { assignedNames, mergeEnvFile, providerVariables } from './env-file.ts';
-import { copyFileAtomic, sameContent, symlinkAtomic } from './files.ts';
+import { copyFileAtomic, makeDirectory, sameContent, symlinkAtomic } from './files.ts';
 import { AGENT_USER, UNIT_NAME, type SystemLayout } from './layout.ts';
 import { firstLine, recentLog, unitState, type HostCommands, type UnitState } from './systemctl.ts';
 import { renderUnit, socketPlacement, UNIT_HEADER } from './unit.ts';
@@ -299,7 +299,7 @@ async function apply(a: SetupAction, deps: ExecuteDeps): Promise<void> {
       return;
     }
     case 'mkdir':
-      mkdirSync(a.path, { recursive: true, mode: a.mode });
+      makeDirectory(a.path, a.mode);
       return;
     case 'copy':
       copyFileAtomic(a.from, a.to, a.mode);

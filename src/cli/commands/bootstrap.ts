@@ -1,7 +1,7 @@
 // `dso bootstrap local`: the seed's name for `dso init`. `dso bootstrap agent`: a production
 // host's first step: a commented /etc/dso/dso.yaml when there is none (never replacing one),
 // checked, then everything `system setup` does.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DsoError } from '../../errors.ts';
 import type { Cli } from '../context.ts';
@@ -58,8 +58,8 @@ hardened unit, enables and starts the agent. Next: add providers to /etc/dso/dso
   const { SYSTEM_LAYOUT } = await import('../../system/layout.ts');
   const path = SYSTEM_LAYOUT.configFile;
   const { agentConfigTemplate } = await import('../../system/config-template.ts');
-  const { createFileExclusive } = await import('../../system/files.ts');
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const { createFileExclusive, makeDirectory } = await import('../../system/files.ts');
+  makeDirectory(dirname(path), 0o755);
   // Readable by the CLI's users: it names the socket; credentials are never in it.
   if (!existsSync(path) && createFileExclusive(path, agentConfigTemplate({ nonroot: Boolean(parsed.flags['enable-nonroot']) }), 0o644)) {
     cli.stderr.write(`Created ${path} (no providers yet).\n`);
