@@ -165,13 +165,17 @@ async function wrapping(cli: Cli, engine: import('../docker/engine.ts').Engine, 
   const missing: string[] = [];
   const resolve = async (final: boolean) => {
     missing.length = 0;
+    // Many services share an image: inspect each image once, not once per service.
+    const configs = new Map<string, ReturnType<typeof engine.imageConfig>>();
     for (const sp of needed) {
       const def = services[sp.service] ?? {};
       if (def.entrypoint !== undefined && def.entrypoint !== null) {
         commands.set(sp.service, { entrypoint: list(def.entrypoint), command: list(def.command) });
         continue;
       }
-      const image = await engine.imageConfig(imageOf(sp.service));
+      const ref = imageOf(sp.service);
+      if (!configs.has(ref)) configs.set(ref, engine.imageConfig(ref));
+      const image = await configs.get(ref)!;
       if (!image) {
         if (final) throw new DsoError('COMPOSE_FAILED', `the image ${imageOf(sp.service)} of service "${sp.service}" is still not on the engine after pulling or building it; nothing was started`, { hint: 'check the image name, and that `docker compose pull` or `build` works for it' });
         missing.push(sp.service);
@@ -210,10 +214,12 @@ async function wrapping(cli: Cli, engine: import('../docker/engine.ts').Engine, 
 async function withImageOwners(plan: SecretPlan, project: LoadedProject, engine: import('../docker/engine.ts').Engine): Promise<SecretPlan> {
   const services = (project.model.services ?? {}) as Record<string, Record<string, unknown>>;
   const users = new Map<string, string | undefined>();
+  const byImage = new Map<string, Promise<string | undefined>>(); // each image inspected once
   for (const sp of plan.services) {
     const def = services[sp.service];
     if (sp.files.length === 0 || !def || def.user !== undefined || typeof def.image !== 'string') continue;
-    users.set(sp.service, await engine.imageUser(def.image).catch(() => undefined));
+    if (!byImage.has(def.image)) byImage.set(def.image, engine.imageUser(def.image).catch(() => undefined));
+    users.set(sp.service, await byImage.get(def.image)!);
   }
   if (users.size === 0) return plan;
   return planSecrets(project.model, project.xdso, project.name, { imageUser: (s) => users.get(s) });

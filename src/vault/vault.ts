@@ -180,13 +180,7 @@ export class LocalVault {
   async set(name: string, value: Uint8Array): Promise<void> {
     this.#assertOpen();
     validateSecretName(name);
-    if (value.length > MAX_VALUE_BYTES) {
-      throw new DsoError(
-        'USAGE',
-        `The value for secret ${JSON.stringify(name)} is ${value.length} bytes; the limit is ${MAX_VALUE_BYTES}.`,
-        { hint: 'Store large files elsewhere and keep only their key or password in the vault.' },
-      );
-    }
+    if (value.length > MAX_VALUE_BYTES) throw valueTooLarge(name, value.length);
     // Copied now, not when the lock is granted: the caller may reuse its buffer as soon as we return a promise.
     const own = new Uint8Array(value); // a copy even when `value` is a Buffer (whose slice() is a view)
     try {
@@ -206,6 +200,39 @@ export class LocalVault {
       });
     } finally {
       wipeAll(own);
+    }
+  }
+
+  /**
+   * Stores several secrets with one read, one encryption and one write, for imports: every `set` rewrites
+   * the whole file, so n of them cost O(n²). Same checks and copies as `set`; all or nothing.
+   */
+  async setMany(entries: Iterable<readonly [string, Uint8Array]>): Promise<void> {
+    this.#assertOpen();
+    const own = new Map<string, Uint8Array>();
+    try {
+      for (const [name, value] of entries) {
+        validateSecretName(name);
+        if (value.length > MAX_VALUE_BYTES) throw valueTooLarge(name, value.length);
+        wipeAll(own.get(name));
+        own.set(name, new Uint8Array(value));
+      }
+      if (own.size === 0) return;
+      await this.#change((records) => {
+        const now = (this.#options.now ?? Date.now)();
+        for (const [name, value] of own) {
+          records.set(name, { name, createdMs: records.get(name)?.createdMs ?? now, updatedMs: now, value });
+        }
+        const size = encodedSize(records.values());
+        if (size > MAX_PLAINTEXT_BYTES) {
+          throw new DsoError('USAGE', `Adding ${own.size} secrets would grow vault ${this.path} past ${MAX_PLAINTEXT_BYTES} bytes.`, {
+            hint: 'Remove secrets you no longer need, or keep large files outside the vault.',
+          });
+        }
+        return true;
+      });
+    } finally {
+      wipeAll(...own.values());
     }
   }
 
@@ -295,6 +322,12 @@ export class LocalVault {
       throw new DsoError('INTERNAL', `The vault ${this.path} was used after close().`);
     }
   }
+}
+
+function valueTooLarge(name: string, length: number): DsoError {
+  return new DsoError('USAGE', `The value for secret ${JSON.stringify(name)} is ${length} bytes; the limit is ${MAX_VALUE_BYTES}.`, {
+    hint: 'Store large files elsewhere and keep only their key or password in the vault.',
+  });
 }
 
 /** Derives the key for `header` and checks it against the stored key check: the wrong-passphrase test. */

@@ -2,10 +2,12 @@
 // nothing cached) and with 1,000 cached secrets, and the latency of a resolve of 50 secrets
 // over the unix socket, from the cache (warm) and through the provider (cold). The provider is
 // the local vault in a Worker, so the figures are DSO's own costs, not a network's.
-// Needs DSO_BIN (scripts/bench.sh sets it). Prints a table; `--json` prints JSON instead.
+// Needs DSO_BIN (scripts/bench.sh sets it). Prints a table (`--json`: the JSON) and writes
+// ${BENCH_OUT_DIR:-dist/bench}/agent.json.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalVault } from '../../src/vault/vault.ts';
+import { row, writeResult } from './result.ts';
 
 const BIN = process.env.DSO_BIN;
 if (!BIN) throw new Error('DSO_BIN is not set: run through scripts/bench.sh (npm run bench)');
@@ -40,7 +42,7 @@ async function resolve(ids: string[]): Promise<number> {
 
 const names = Array.from({ length: SECRETS }, (_, i) => `bench/secret-${String(i).padStart(4, '0')}`);
 const vault = await LocalVault.create(vaultPath, new TextEncoder().encode(PASS), { kdf: { memoryKiB: 1024, iterations: 1, parallelism: 1 } });
-for (const name of names) await vault.set(name, crypto.getRandomValues(new Uint8Array(64)));
+await vault.setMany(names.map((name) => [name, crypto.getRandomValues(new Uint8Array(64))] as const));
 vault.close();
 writeFileSync(join(dir, 'dso.yaml'), `providers:\n  local:\n    path: ${vaultPath}\n    passphrase_env: BENCH_PASS\nagent:\n  cache:\n    ttl: 1h\n`);
 
@@ -85,6 +87,20 @@ try {
       warm: { requests: warm.length, p50Ms: percentile(warm, 50), p99Ms: percentile(warm, 99) },
     },
   };
+  const g = 'agent';
+  const written = writeResult(
+    'agent',
+    [
+      row(g, 'RSS idle, providers started', result.rssIdleMiB, 'MiB'),
+      row(g, `RSS with ${SECRETS} cached secrets`, result.rssWith1000CachedMiB, 'MiB'),
+      row(g, `RSS after ${WARM_REQUESTS} more requests`, result.rssAfterWarmRequestsMiB, 'MiB'),
+      row(g, `resolve of ${BATCH} over the socket, cold (provider), p50`, result.resolve50.cold.p50Ms, 'ms'),
+      row(g, `resolve of ${BATCH} over the socket, cold (provider), p99`, result.resolve50.cold.p99Ms, 'ms'),
+      row(g, `resolve of ${BATCH} over the socket, warm (cache), p50`, result.resolve50.warm.p50Ms, 'ms', { measure: 'cold p50', value: result.resolve50.cold.p50Ms }),
+      row(g, `resolve of ${BATCH} over the socket, warm (cache), p99`, result.resolve50.warm.p99Ms, 'ms'),
+    ],
+    result,
+  );
   if (process.argv.includes('--json')) {
     console.log(JSON.stringify(result, null, 2));
   } else {
@@ -95,6 +111,7 @@ try {
     console.log(`  resolve of ${BATCH}, cold (provider):   p50 ${result.resolve50.cold.p50Ms.toFixed(2)} ms, p99 ${result.resolve50.cold.p99Ms.toFixed(2)} ms (${cold.length} requests)`);
     console.log(`  resolve of ${BATCH}, warm (cache):      p50 ${result.resolve50.warm.p50Ms.toFixed(2)} ms, p99 ${result.resolve50.warm.p99Ms.toFixed(2)} ms (${warm.length} requests)`);
   }
+  (process.argv.includes('--json') ? console.error : console.log)(`written to ${written}\n`);
 } finally {
   agent.kill('SIGTERM');
   await agent.exited;

@@ -1,16 +1,18 @@
 // Provider resolution throughput: 1,000 secrets for one `up` from one provider, through the
 // resolver, with the provider called directly, in a Worker, and in a child process. The test
 // provider answers at once, so the figures are the cost of DSO's side: the boundary, the
-// validation, the copies. Prints a table; `--json` prints JSON instead.
+// validation, the copies. Median of BENCH_PROVIDER_ROUNDS (5). Prints a table (`--json`: the
+// JSON) and writes ${BENCH_OUT_DIR:-dist/bench}/providers.json.
 import { defaultAgentConfig } from '../../src/config/agent.ts';
 import type { DsoConfig } from '../../src/config/load.ts';
 import type { ProviderSettings } from '../../src/config/providers.ts';
 import { parseSecretId } from '../../src/compose/references.ts';
 import { ProviderSet, resolveProviderSecrets, type Wanted } from '../../src/providers/resolver.ts';
 import { testModules } from '../fixtures/providers/test-kind.ts';
+import { row, writeResult } from './result.ts';
 
-const N = Number(process.env.DSO_BENCH_SECRETS ?? 1000);
-const ROUNDS = 5;
+const N = Number(process.env.BENCH_PROVIDER_SECRETS ?? process.env.DSO_BENCH_SECRETS ?? 1000);
+const ROUNDS = Number(process.env.BENCH_PROVIDER_ROUNDS ?? 5);
 const WORKER = new URL('../fixtures/providers/worker.ts', import.meta.url).href;
 const PROCESS = [process.execPath, new URL('../fixtures/providers/process.ts', import.meta.url).pathname];
 
@@ -76,6 +78,17 @@ const result = {
   arch: process.arch,
   rows: rows.map((r) => ({ ...r, boundaryCostUsPerSecret: r.perSecretUs - rows[0]!.perSecretUs })),
 };
+const g = 'provider resolution';
+const direct0 = { measure: 'direct call, no boundary', value: rows[0]!.warmMs };
+const benchRows = [
+  row(g, `direct call (no boundary), ${N} secrets`, rows[0]!.warmMs, 'ms'),
+  ...rows.slice(1).flatMap((r) => [
+    row(g, `${r.path}, ${N} secrets, warm`, r.warmMs, 'ms', direct0),
+    row(g, `${r.path}, ${N} secrets, first (starts the provider)`, r.coldMs, 'ms'),
+    row(g, `${r.path}, throughput`, r.secretsPerSecond, 'secrets/s'),
+  ]),
+];
+const written = writeResult('providers', benchRows, { secrets: N, rounds: ROUNDS, paths: result.rows });
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify(result, null, 2));
 } else {
@@ -85,3 +98,4 @@ if (process.argv.includes('--json')) {
     console.log(`${r.path.padEnd(28)}${r.coldMs.toFixed(1).padStart(10)}${r.warmMs.toFixed(1).padStart(10)}${Math.round(r.secretsPerSecond).toString().padStart(12)}${r.perSecretUs.toFixed(1).padStart(12)}${r.boundaryCostUsPerSecret.toFixed(1).padStart(13)}`);
   }
 }
+(process.argv.includes('--json') ? console.error : console.log)(`written to ${written}\n`);
