@@ -181,17 +181,22 @@ export class EngineEventStream {
     }
   }
 
-  /** Passes an event on once: a replay from `since` repeats the events that had its exact time. */
+  /**
+   * Passes an event on once: a replay from `since` repeats the events that had its exact time.
+   * An event stamped before the newest one seen is not a repeat: the engine stamps an event, then
+   * publishes it, from many goroutines at once, so a live stream under load is not in time order
+   * (and a replay starts at the newest stamp seen, so it holds nothing older).
+   */
   #deliver(event: EngineEvent): void {
     const t = event.timeNano;
     if (t > 0) {
       const key = `${event.type}\0${event.action}\0${event.id}`;
-      if (t < this.#lastNano || (t === this.#lastNano && this.#atLastNano.has(key))) return;
+      if (t === this.#lastNano && this.#atLastNano.has(key)) return;
       if (t > this.#lastNano) {
         this.#lastNano = t;
         this.#atLastNano.clear();
       }
-      this.#atLastNano.add(key);
+      if (t === this.#lastNano) this.#atLastNano.add(key);
     }
     try {
       this.#o.onEvent(event);

@@ -192,6 +192,29 @@ test('after the stream ends it reconnects from the last event seen, announced as
   await t.stream.stop();
 });
 
+test('events published out of time order (the engine stamps, then publishes, from many goroutines) are all delivered, and a replay still repeats none', async () => {
+  const t = setup();
+  t.stream.start();
+  await until(() => t.engine.streams.length === 1, 'the stream');
+  const T = 1_800_000_000_000_000_000;
+  t.engine.last.push(event('a', T + 2048, 'unpause'));
+  t.engine.last.push(event('b', T + 1024, 'unpause')); // stamped before a, published after it
+  t.engine.last.push(event('c', T + 4096, 'unpause'));
+  t.engine.last.push(event('d', T + 3072, 'unpause'));
+  await until(() => t.events.length === 4, 'four events');
+  expect(t.events.map((e) => e.id)).toEqual(['a', 'b', 'c', 'd']);
+  t.engine.last.end();
+  await until(() => t.clock.sleeping, 'the backoff');
+  t.clock.wake();
+  await until(() => t.engine.streams.length === 2, 'the second stream');
+  expect(t.engine.last.since).toBe(engineTimestamp(T + 4096));
+  t.engine.last.push(event('c', T + 4096, 'unpause'));
+  t.engine.last.push(event('e', T + 5120, 'unpause'));
+  await until(() => t.events.length === 5, 'the gap event');
+  expect(t.events.map((e) => e.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+  await t.stream.stop();
+});
+
 test('while the engine is away, nothing is announced: only the connection that works, once', async () => {
   const t = setup();
   t.stream.start();
