@@ -2,6 +2,7 @@
 // Compose put there. Pure where it can be (`describeContainer` turns one inspect into data), so the
 // plan built from it is testable without an engine.
 import * as v from 'valibot';
+import { parseSecretId } from '../compose/references.ts';
 import {
   COMPOSE_DEPENDS_ON,
   COMPOSE_NUMBER,
@@ -59,6 +60,11 @@ export interface ManagedContainer {
   signal?: string;
   /** `dso.reloader=false`: never rotated automatically. */
   optedOut: boolean;
+  /**
+   * Why DSO cannot rotate it, when its labels name a secret it cannot read (a hand-edited label):
+   * such ids are left out of `ids`, so one container cannot make every check fail, and it is skipped.
+   */
+  damaged?: string;
   /** Whether two instances may run side by side for a moment (rolling), and if not, why. */
   overlap: { ok: boolean; reasons: string[] };
   /** How its health is judged during a rotation. */
@@ -101,6 +107,16 @@ function pairs(text: string | undefined): Array<{ variable: string; id: string }
     .map((p) => p.split('='))
     .filter((p) => p.length >= 2 && p[0])
     .map(([variable, ...rest]) => ({ variable: variable!, id: rest.join('=') }));
+}
+
+/** Whether `id` (from a label, so possibly edited by hand) is a reference DSO can parse. */
+function readable(id: string): boolean {
+  try {
+    parseSecretId(id, 'label');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The name Compose v2 (`project-service-N`) or v1 (`project_service_N`) gives a container. */
@@ -178,6 +194,8 @@ export function describeContainer(d: ContainerDetails): ManagedContainer {
     .map((x) => x.split(':')[0]!)
     .filter(Boolean);
   const overlapReasons = overlapProblems(d, dirs);
+  const ids = [...new Set([...env.map((e) => e.id), ...files.map((f) => f.id)])].sort();
+  const unreadable = ids.filter((id) => !readable(id));
   const health = d.State?.Health?.Status;
   return {
     id: d.Id,
@@ -191,11 +209,12 @@ export function describeContainer(d: ContainerDetails): ManagedContainer {
     env,
     files,
     mounts: mounts.sort((a, b) => a.dir.localeCompare(b.dir)),
-    ids: [...new Set([...env.map((e) => e.id), ...files.map((f) => f.id)])].sort(),
+    ids: ids.filter((id) => !unreadable.includes(id)),
     markers: json(labels[LABEL_VERSIONS], markerMap, {}),
     ...(strategy ? { strategy } : {}),
     ...(labels[LABEL_SIGNAL] ? { signal: labels[LABEL_SIGNAL] } : {}),
     optedOut: labels[LABEL_RELOADER] === 'false',
+    ...(unreadable.length > 0 ? { damaged: `its labels ${LABEL_ENV_SECRETS}/${LABEL_FILES} name ${unreadable.length} secret reference(s) DSO cannot read; recreate it with docker dso up` } : {}),
     overlap: { ok: overlapReasons.length === 0, reasons: overlapReasons },
     probe: probeFor(d),
     ...(labels[LABEL_ROTATION] ? { rotation: labels[LABEL_ROTATION] } : {}),

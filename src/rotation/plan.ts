@@ -50,6 +50,10 @@ export function planRotation(containers: readonly ManagedContainer[], changes: R
   for (const c of containers) {
     const ids = [...new Set(changes.get(c.id) ?? [])].filter((id) => c.ids.includes(id)).sort();
     if (ids.length === 0) continue;
+    if (c.damaged) {
+      skipped.push({ containerId: c.id, name: c.name, ids, reason: c.damaged });
+      continue;
+    }
     const requested: Strategy = c.optedOut ? 'none' : (c.strategy ?? defaults.strategy);
     if (requested === 'none') {
       skipped.push({ containerId: c.id, name: c.name, ids, reason: c.optedOut ? 'label dso.reloader=false' : c.strategy === 'none' ? 'label dso.strategy=none' : 'the default strategy is none' });

@@ -74,6 +74,20 @@ test('labels and mounts become a managed container: secrets, strategy, secret vo
   expect(describeContainer(details({ service: 'w', labels: { 'dso.files': '{not json', 'dso.versions': '[1]' } })).files).toEqual([]);
 });
 
+test('a label naming a reference DSO cannot read (edited by hand) skips that container, and only it', () => {
+  // Found by fuzzing: the agent parsed every label id with a throwing parser, so one such
+  // container made every check fail, for every secret of every container.
+  const bad = describeContainer(details({ service: 'bad', env: 'A=vault:app/db#password,B=vault:', files: [{ path: '/run/secrets/x', id: 'not a reference' }] }));
+  expect(bad.ids).toEqual(['vault:app/db#password']);
+  expect(bad.damaged).toContain('2 secret reference(s) DSO cannot read; recreate it with docker dso up');
+  const good = describeContainer(details({ service: 'good', env: 'A=vault:app/db#password' }));
+  expect(good.damaged).toBeUndefined();
+  const changes = new Map([[bad.id, ['vault:app/db#password']], [good.id, ['vault:app/db#password']]]);
+  const plan = planRotation([bad, good], changes, DEFAULTS);
+  expect(plan.skipped).toEqual([{ containerId: bad.id, name: 'shop-bad-1', ids: ['vault:app/db#password'], reason: bad.damaged! }]);
+  expect(plan.rotations.map((r) => r.name)).toEqual(['shop-good-1']);
+});
+
 test('what makes a container unable to run twice: published ports, a fixed name, shared writable storage, host networking', () => {
   const reasons = (f: Fixture) => describeContainer(details(f)).overlap;
   expect(reasons({ service: 'a', ports: { '80/tcp': [{ HostIp: '', HostPort: '8080' }] } }).reasons[0]).toContain('publishes host port 0.0.0.0:8080->80/tcp');
