@@ -278,6 +278,30 @@ export async function volumeReady(engine: Engine, volume: string): Promise<boole
 }
 
 /**
+ * The one staging directory of every secret volume. A publish that was cut short (DSO killed
+ * between the copy and the rename) leaves its files there, in RAM and visible in the container;
+ * the next publish into the volume overwrites them and publishes them with its own, so they do
+ * not stay for ever, as they would under a random name. They are the values of that unfinished
+ * publish, never older than what the volume holds: a later publish would have taken them.
+ */
+const STAGING = '.dso-staging';
+
+/** Publishes into one volume, one at a time (they share its staging directory), per engine. */
+const publishing = new WeakMap<Engine, Map<string, Promise<unknown>>>();
+
+function oneAtATime<T>(engine: Engine, volume: string, fn: () => Promise<T>): Promise<T> {
+  const queues = publishing.get(engine) ?? new Map<string, Promise<unknown>>();
+  publishing.set(engine, queues);
+  const next = (queues.get(volume) ?? Promise.resolve()).then(fn, fn);
+  const settled = next.catch(() => {});
+  queues.set(volume, settled);
+  void settled.then(() => {
+    if (queues.get(volume) === settled) queues.delete(volume);
+  });
+  return next;
+}
+
+/**
  * Replaces files in a volume that a running container uses, so that the application never reads
  * a partial file: the new files are copied into a staging directory inside the same volume (the
  * same tmpfs), then `dso-holder publish` renames each over its old version, which the kernel
@@ -285,16 +309,19 @@ export async function volumeReady(engine: Engine, volume: string): Promise<boole
  */
 export async function publishFiles(engine: Engine, volume: string, dir: string, files: readonly VolumeFile[], value: (id: string) => Uint8Array, holderId?: string): Promise<void> {
   const holder = holderId === undefined ? await holderOf(engine, volume) : { id: holderId };
-  const staging = `.dso-staging-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`;
-  const entries = volumeEntries(dir, files.map((f) => ({ ...f, name: f.id })), value).map((e) => ({ ...e, path: `${staging}/${e.path}` }));
-  const tar = buildTar([{ path: staging, type: 'dir', mode: 0o700, uid: 0, gid: 0 }, ...entries]);
+  return oneAtATime(engine, volume, () => publishStaged(engine, volume, dir, files, value, holder.id));
+}
+
+async function publishStaged(engine: Engine, volume: string, dir: string, files: readonly VolumeFile[], value: (id: string) => Uint8Array, holderId: string): Promise<void> {
+  const entries = volumeEntries(dir, files.map((f) => ({ ...f, name: f.id })), value).map((e) => ({ ...e, path: `${STAGING}/${e.path}` }));
+  const tar = buildTar([{ path: STAGING, type: 'dir', mode: 0o700, uid: 0, gid: 0 }, ...entries]);
   const root = `${VOLUME_ROOT_IN_HOLDER}/${volume}`;
   try {
-    await engine.putArchive(holder.id, root, tar);
+    await engine.putArchive(holderId, root, tar);
   } finally {
     tar.fill(0);
   }
-  const r = await engine.exec(holder.id, [HOLDER_PATH, 'publish', `${root}/${staging}`, root]);
+  const r = await engine.exec(holderId, [HOLDER_PATH, 'publish', `${root}/${STAGING}`, root]);
   if (r.exitCode !== 0) {
     throw new DsoError('DOCKER_API', `could not publish new secret files into volume ${volume} (dso-holder exited ${r.exitCode}: ${r.output.trim().split('\n').at(-1) ?? ''})`, {
       hint: 'the old files are still in place; run the rotation again',

@@ -108,7 +108,7 @@ export async function executeRotation(deps: RotationDeps, planned: PlannedRotati
     // Outside the container's lock, which recovery takes. If the engine is still away this
     // fails too, and the next start, reconnect or rotation recovers it.
     const { recoverRotations } = await import('./recover.ts');
-    const recovered = await recoverRotations({ engine: deps.engine, state: deps.state, health: deps.health, log: deps.log }).catch(() => []);
+    const recovered = await recoverRotations({ engine: deps.engine, state: deps.state, health: deps.health, log: deps.log, resolve: deps.resolve }).catch(() => []);
     const mine = recovered.find((r) => r.rotation === rotation);
     if (mine) return { ...result, reason: `${result.reason}; recovered: ${mine.reason}` };
   }
@@ -169,7 +169,7 @@ async function replaceStrategy(deps: RotationDeps, planned: PlannedRotation, c: 
  * of its own): give them the new ones, so that a container Compose creates from the model later
  * (a scale-up) starts with them, and no old value lingers in RAM. Best effort: `up` does it too.
  */
-async function refreshBaseVolumes(deps: RotationDeps, c: ManagedContainer, resolved: ResolvedValues): Promise<void> {
+export async function refreshBaseVolumes(deps: Pick<RotationDeps, 'engine' | 'log'>, c: ManagedContainer, resolved: ResolvedValues): Promise<void> {
   if (!c.project || !c.service || c.files.length === 0) return;
   try {
     const apps = (await deps.engine.listContainers([`${LABEL_MANAGED}=true`])).filter((x) => !x.labels[LABEL_ROLE]);

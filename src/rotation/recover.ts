@@ -9,6 +9,8 @@
 import type { ContainerDetails, Engine } from '../docker/engine.ts';
 import { removeRotationObjects, retireVolumes } from '../docker/secret-volumes.ts';
 import { LABEL_MANAGED, LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
+import { wipeAll } from '../secrets/secret-bytes.ts';
+import { refreshBaseVolumes, type RotationDeps } from './execute.ts';
 import { waitHealthy, type HealthSettings } from './health.ts';
 import { describeContainer } from './inventory.ts';
 import type { RotationRecord, RotationState } from './state.ts';
@@ -18,6 +20,11 @@ export interface RecoveryDeps {
   state: RotationState;
   health: HealthSettings;
   log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Fresh values, when the caller has them (the agent): a rotation finished forward gives them to
+   * the compose model's secret volumes too, as the executor does at its end.
+   */
+  resolve?: RotationDeps['resolve'];
 }
 
 export interface Recovered {
@@ -98,7 +105,9 @@ async function recoverOne(deps: RecoveryDeps, r: RotationRecord): Promise<Recove
   // Forward when the new container has taken over (it has the name and passed its health check:
   // the restart strategy names it at creation), or is healthy now and only the swap is missing.
   const tookOver = created !== undefined && name(created) === r.container.name && r.history.some((h) => h.step === 'healthy');
-  if (created && (tookOver || (await healthyNow(deps, created)))) {
+  // Without the original (an interrupted recovery or the executor removed it already) the new
+  // container is all that is left of the service instance: undoing would remove it too.
+  if (created && (tookOver || !original || (await healthyNow(deps, created)))) {
     if (name(created) !== r.container.name) {
       if (original && name(original) === r.container.name) await engine.renameContainer(original.Id, r.oldName ?? `${r.container.name}-dso-old-${r.id.slice(-8)}`);
       await engine.renameContainer(created.Id, r.container.name);
@@ -110,7 +119,10 @@ async function recoverOne(deps: RecoveryDeps, r: RotationRecord): Promise<Recove
       const oldVolumes = describeContainer(original).mounts.map((m) => m.volume);
       await retireVolumes(engine, oldVolumes).catch(() => {});
     }
-    const reason = 'the new container had taken over (or was healthy); the rotation was finished';
+    // The interrupted executor did not get to it: else the model's volumes keep the old value
+    // (in RAM), for the next container Compose makes from the model.
+    await refreshModelVolumes(deps, created.Id);
+    const reason = original ? 'the new container had taken over (or was healthy); the rotation was finished' : 'the original was gone, so the new container, the only one left, was kept; the rotation was finished';
     await deps.state.finish(r.id, 'done', { reason });
     deps.log('info', 'Recovered a rotation forward', { rotation: r.id, container: r.container.name });
     return { ...base, result: 'forward', reason };
@@ -130,6 +142,24 @@ async function recoverOne(deps: RecoveryDeps, r: RotationRecord): Promise<Recove
   await deps.state.finish(r.id, 'rolled_back', { reason });
   deps.log('warn', 'Recovered a rotation by undoing it', { rotation: r.id, container: r.container.name });
   return { ...base, result: 'undone', reason, rotateAgain: { containerId: original.Id, ids: r.ids } };
+}
+
+/** Best effort, as in the executor: `docker dso up` refreshes these volumes too. */
+async function refreshModelVolumes(deps: RecoveryDeps, containerId: string): Promise<void> {
+  if (!deps.resolve) return;
+  const d = await deps.engine.inspectDetails(containerId);
+  const c = d && describeContainer(d);
+  if (!c?.project || !c.service || c.files.length === 0) return;
+  try {
+    const resolved = await deps.resolve([...new Set(c.files.map((f) => f.id))]);
+    try {
+      await refreshBaseVolumes(deps, c, resolved);
+    } finally {
+      wipeAll(...resolved.values.values());
+    }
+  } catch (e) {
+    deps.log('warn', 'Could not refresh the compose model\'s secret volume; `docker dso up` will', { container: c.name, reason: e instanceof Error ? e.message : String(e) });
+  }
 }
 
 /** The container this rotation created: by the id it recorded, else by its label (a crash between create and record). */
