@@ -25,6 +25,7 @@ import { planRotation, type PlanDefaults } from '../rotation/plan.ts';
 import { recoverRotations } from '../rotation/recover.ts';
 import { runPlan } from '../rotation/run.ts';
 import type { RotationState, Step } from '../rotation/state.ts';
+import { Coalescer } from './coalesce.ts';
 import { RotationQueue } from './queue.ts';
 import type { AgentService, RotationStatus } from './service.ts';
 
@@ -59,6 +60,11 @@ export class Rotator {
   #reconciling?: Promise<void>;
   #stopped = false;
   #restoring = new Set<string>();
+  /**
+   * Replicas share their secret volumes, and a restart of N of them sends N events: each volume is
+   * checked (an exec in its holder) once at a time for all of them, not N times at once.
+   */
+  readonly #volumeChecks = new Coalescer<boolean>();
   /** The fingerprints each queued container is to get, as seen when the change was found. */
   #queuedFingerprints = new Map<string, Record<string, string>>();
   /**
@@ -118,7 +124,17 @@ export class Rotator {
     clearInterval(this.#pollTimer);
     clearTimeout(this.#queueTimer);
     await this.#events.stop();
-    if (this.#dispatching) await Promise.race([this.#dispatching, Bun.sleep(this.#o.config.agent.rotation.timeout)]);
+    // A reconcile under way (the one at start, say) is waited for too: the providers close next.
+    if (this.#dispatching || this.#reconciling) {
+      // A timer cleared once they end: a bare Bun.sleep in the race would keep the process alive
+      // for the rest of the timeout after "Agent stopped" (30 s by default).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const limit = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#o.config.agent.rotation.timeout);
+      });
+      await Promise.race([Promise.all([this.#dispatching, this.#reconciling]), limit]);
+      clearTimeout(timer);
+    }
   }
 
   /** Recovery, then restoring empty secret volumes, then a drift check of every secret. */
@@ -126,7 +142,7 @@ export class Rotator {
     this.#reconciling ??= (async () => {
       try {
         this.#queue.clearReconcileFlag();
-        for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f) })) {
+        for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f), resolve: (ids) => this.#resolveFresh(ids) })) {
           if (r.rotateAgain) this.#push(r.rotateAgain.containerId, r.rotateAgain.ids, 'recovery');
         }
         const containers = await loadManaged(this.#o.engine);
@@ -228,6 +244,17 @@ export class Rotator {
     this.#queueTimer = setTimeout(() => void this.#dispatch(), Math.max(0, at - this.#now()));
   }
 
+  /** Recovery only (no drift check, which would queue and dispatch again): a failure is retried at the next dispatch. */
+  async #recoverLeftovers(): Promise<void> {
+    try {
+      for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f), resolve: (ids) => this.#resolveFresh(ids) })) {
+        if (r.rotateAgain) this.#push(r.rotateAgain.containerId, r.rotateAgain.ids, 'recovery');
+      }
+    } catch (e) {
+      this.#o.log.warn('Could not recover a rotation left in progress; trying again before the next one', { reason: reason(e) });
+    }
+  }
+
   async #dispatch(): Promise<void> {
     if (this.#dispatching) return; // it reschedules when done
     this.#dispatching = (async () => {
@@ -236,6 +263,9 @@ export class Rotator {
       // dependants) work across them.
       const ready = this.#queue.takeReady(this.#now() + BATCH_SLACK_MS);
       if (ready.length === 0) return;
+      // No rotation runs now (dispatches are serialised): a record still in progress was left by one
+      // that could not write its end (a full disk, the engine away). Finish or undo it first.
+      if (!this.#reconciling && this.#o.state.inProgress().some((r) => r.status === 'in_progress')) await this.#recoverLeftovers();
       const containers = await loadManaged(this.#o.engine);
       const byId = new Map(containers.map((c) => [c.id, c]));
       const changes = new Map(ready.filter((e) => byId.has(e.containerId)).map((e) => [e.containerId, e.refs]));
@@ -328,7 +358,12 @@ export class Rotator {
       if (!d) return;
       const c = describeContainer(d);
       if (c.running && sameAgent(c)) await this.#restore(c);
-    })().catch((err) => this.#o.log.warn('Could not restore a container\'s secrets', { container: e.attributes.name, reason: reason(err) }));
+    })()
+      .catch((err) => this.#o.log.warn('Could not restore a container\'s secrets', { container: e.attributes.name, reason: reason(err) }))
+      // From the engine's stamp, so time spent in the engine's and the stream's buffers counts too.
+      .finally(() => {
+        if (e.timeNano > 0) this.#o.metrics.eventHandleDuration.observe({ action: e.action }, Math.max(0, this.#now() - e.timeNano / 1e6) / 1000);
+      });
   }
 
   /**
@@ -341,7 +376,7 @@ export class Rotator {
     this.#restoring.add(c.id);
     try {
       const empty: Array<{ dir: string; volume: string }> = [];
-      for (const m of c.mounts) if (!(await volumeReady(this.#o.engine, m.volume))) empty.push(m);
+      for (const m of c.mounts) if (!(await this.#volumeChecks.run(m.volume, () => volumeReady(this.#o.engine, m.volume)))) empty.push(m);
       if (empty.length === 0) return;
       const files = c.files.filter((f) => empty.some((m) => f.path.startsWith(`${m.dir}/`)));
       const local = files.filter((f) => !f.id.includes(':'));

@@ -14,6 +14,7 @@ export interface Metrics {
   eventQueueDrops: Counter<'reason'>;
   eventDebounceBatches: Counter;
   eventStreamReconnects: Counter;
+  eventHandleDuration: Histogram<'action'>;
   providerRequestDuration: Histogram<'provider' | 'method'>;
   providerErrors: Counter<'provider' | 'error'>;
   providerUp: Gauge<'provider'>;
@@ -35,6 +36,7 @@ export function createMetrics(options: { version: string; cacheStats: () => Cach
     eventQueueDrops: new Counter({ name: 'dso_event_queue_drops_total', help: 'Events dropped, by reason', labelNames: ['reason'], registers: [registry] }),
     eventDebounceBatches: new Counter({ name: 'dso_event_debounce_batches_total', help: 'Batches of containers released together by the debounce window', registers: [registry] }),
     eventStreamReconnects: new Counter({ name: 'dso_event_stream_reconnects_total', help: 'Reconnections to the Docker event stream after it ended or failed', registers: [registry] }),
+    eventHandleDuration: new Histogram({ name: 'dso_event_handle_seconds', help: 'Time from a Docker event (the engine\'s timestamp) to the agent having handled it', labelNames: ['action'], buckets: seconds, registers: [registry] }),
     providerRequestDuration: new Histogram({ name: 'dso_provider_request_duration_seconds', help: 'Provider call latency', labelNames: ['provider', 'method'], buckets: seconds, registers: [registry] }),
     providerErrors: new Counter({ name: 'dso_provider_errors_total', help: 'Provider errors, by kind', labelNames: ['provider', 'error'], registers: [registry] }),
     providerUp: new Gauge({ name: 'dso_provider_up', help: '1 when the provider\'s last call reached its backend', labelNames: ['provider'], registers: [registry] }),
