@@ -163,6 +163,18 @@ describe('a rotation whose original is gone', () => {
 describe('a publish cut short', () => {
   test('the files an interrupted publish left in a volume are taken by the next publish, not left there with their value', async () => {
     await startAgent();
+    // The earlier tests changed the value and stopped the agent once db had it: the new agent's
+    // start-up check may still be publishing it into worker's volume (through the same staging
+    // directory). Plant the leftover only once that is over.
+    await until('worker on the current value', async () => (await dockerOk(['exec', `${project}-worker-1`, 'cat', '/run/secrets/vault/app/db#password'])) === value);
+    const count = (text: string, what: string) => text.split(what).length - 1;
+    const ended = (text: string) => count(text, 'Rotation completed') + count(text, 'Rotation failed') + count(text, 'ROTATION ROLLBACK');
+    await until('no rotation under way or about to start', async () => {
+      const before = count(log(), 'Rotation started');
+      await Bun.sleep(3000); // longer than the debounce window: a queued rotation would have started
+      const now = log();
+      return count(now, 'Rotation started') === before && ended(now) === before;
+    });
     const mounts = JSON.parse(await dockerOk(['inspect', '-f', '{{json .Mounts}}', `${project}-worker-1`])) as Array<{ Name: string; Destination: string }>;
     const volume = mounts.find((m) => m.Destination === '/run/secrets')!.Name;
     const holder = (await dockerOk(['ps', '-q', '--filter', 'label=dso.role=holder', '--filter', `volume=${volume}`])).trim().split('\n')[0]!;
