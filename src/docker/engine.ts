@@ -297,6 +297,16 @@ class DockerodeEngine implements Engine {
   }
 
   async exec(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
+    const first = await this.#execOnce(id, cmd);
+    // runc sometimes fails to start an exec under load ("OCI runtime exec failed: ... read init-p:
+    // connection reset by peer", exit 126; seen on engine 20.10 in the fault tests). The command
+    // never ran, so running it again is safe; every command DSO execs is idempotent anyway.
+    if (first.exitCode !== 126 || !first.output.includes('OCI runtime exec failed')) return first;
+    await Bun.sleep(250);
+    return this.#execOnce(id, cmd);
+  }
+
+  async #execOnce(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
     return this.call(`run ${cmd[0]} in container ${id.slice(0, 12)}`, async () => {
       const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack: true, stdin: false });
