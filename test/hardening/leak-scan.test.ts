@@ -18,7 +18,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { ProviderError } from '../../src/providers/contract.ts';
 import { ProviderSet } from '../../src/providers/resolver.ts';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, projectObjects, projectOf, sandbox, scanForLeaks, writeFiles, type Hit, type RunResult, type Sandbox } from '../integration/support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, waitFor, dso, projectObjects, projectOf, sandbox, scanForLeaks, writeFiles, type Hit, type RunResult, type Sandbox } from '../integration/support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -137,18 +137,8 @@ async function dsoKept(args: string[], opts: Parameters<typeof dso>[2] = {}): Pr
   return r;
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}; agent log tail:\n${(agent?.log.join('') ?? '').split('\n').slice(-12).join('\n')}`);
-    await Bun.sleep(300);
-  }
+function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
+  return waitFor(what, check, { ms, context: () => `agent log tail:\n${(agent?.log.join('') ?? '').split('\n').slice(-12).join('\n')}` });
 }
 
 async function startAgent(pauseAt?: string): Promise<void> {

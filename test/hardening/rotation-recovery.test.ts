@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
 import { buildTar } from '../../src/docker/tar.ts';
-import { DOCKER_HOST, DSO_BIN, canary, docker, dockerOk, dso, projectOf, run, sandbox, writeFiles, type Sandbox } from '../integration/support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, docker, dockerOk, waitFor, dso, projectOf, run, sandbox, writeFiles, type Sandbox } from '../integration/support.ts';
 
 let sb: Sandbox;
 let project: string;
@@ -47,14 +47,8 @@ agent:
 
 const log = () => agent?.log.join('') ?? '';
 
-async function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    // A check that hangs (a `docker exec` into a container that is being replaced) counts as not yet.
-    if (await Promise.race([check().catch(() => false), Bun.sleep(20_000).then(() => false)])) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; agent log tail:\n${log().split('\n').slice(-15).join('\n')}`);
-    await Bun.sleep(300);
-  }
+function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
+  return waitFor(what, check, { ms, hangMs: 20_000, context: () => `agent log tail:\n${log().split('\n').slice(-15).join('\n')}` });
 }
 
 async function startAgent(pauseAt?: string): Promise<void> {

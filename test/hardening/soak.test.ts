@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../fakes/vault/server.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, dso, projectOf, sandbox, scanForLeaks, writeFiles, type Sandbox } from '../integration/support.ts';
+import { DATA_ROOT, DOCKER_HOST, DSO_BIN, TEST_ROOT, canary, docker, dockerOk, waitFor, dso, projectOf, sandbox, scanForLeaks, writeFiles, type Sandbox } from '../integration/support.ts';
 
 const SOAK_MS = Number(process.env.DSO_HARDENING_SOAK_SECONDS ?? 60) * 1000;
 const SEED = Number(process.env.DSO_HARDENING_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -227,19 +227,8 @@ async function webhook(ids: SecretId[]): Promise<void> {
   } catch {}
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      // A check that hangs (a `docker exec` into a container being replaced) counts as not yet.
-      if (await Promise.race([check(), Bun.sleep(30_000).then(() => false)])) return;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}${notYet ? ` (${notYet})` : ''}`);
-    await Bun.sleep(500);
-  }
+function until(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
+  return waitFor(what, check, { ms, everyMs: 500, hangMs: 30_000, context: () => notYet });
 }
 
 /** Log lines of every run, parsed. */

@@ -79,6 +79,29 @@ export function docker(args: string[], env: Record<string, string> = {}): Promis
   return run(['docker', ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', DOCKER_HOST, DOCKER_CONFIG, ...env } });
 }
 
+/**
+ * Polls `check` until it answers true. A check that throws, or (when `hangMs` is given) hangs past
+ * it (a `docker exec` into a container being replaced, say), counts as "not yet". Past `ms` it throws an error naming
+ * `what`, the check's last error and `context()` (an agent log's tail, what is not there yet).
+ */
+export async function waitFor(what: string, check: () => Promise<boolean>, options: { ms?: number; everyMs?: number; hangMs?: number; context?: () => string } = {}): Promise<void> {
+  const end = Date.now() + (options.ms ?? 90_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const answer = options.hangMs === undefined ? check() : Promise.race([check(), Bun.sleep(options.hangMs).then(() => false)]);
+      if (await answer) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      const context = options.context?.() ?? '';
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}${context ? `\n${context}` : ''}`);
+    }
+    await Bun.sleep(options.everyMs ?? 300);
+  }
+}
+
 export async function dockerOk(args: string[]): Promise<string> {
   const r = await docker(args);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed: ${r.stderr}`);

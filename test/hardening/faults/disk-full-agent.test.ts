@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../../fakes/vault/server.ts';
-import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, projectOf, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, waitFor, dso, projectOf, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
 import { mountSmallDisk, type SmallDisk } from './full-disk.ts';
 
 let sb: Sandbox;
@@ -39,13 +39,8 @@ const log = () => agentLog.join('');
 const stateFile = () => join(disk.dir, 'rotations.json');
 const file = () => dockerOk(['exec', `${project}-db-1`, 'cat', '/run/secrets/vault/app/db#password']);
 
-async function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; agent log tail:\n${log().split('\n').slice(-15).join('\n')}`);
-    await Bun.sleep(300);
-  }
+function until(what: string, check: () => Promise<boolean>, ms = 90_000): Promise<void> {
+  return waitFor(what, check, { ms, context: () => `agent log tail:\n${log().split('\n').slice(-15).join('\n')}` });
 }
 
 async function change(): Promise<string> {

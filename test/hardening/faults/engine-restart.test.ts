@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../../fakes/vault/server.ts';
-import { DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, projectOf, restartEngine, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
+import { DOCKER_HOST, DSO_BIN, canary, dockerOk, waitFor, dso, projectOf, restartEngine, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
 
 const SERVICES = ['api', 'db', 'worker'];
 
@@ -28,18 +28,8 @@ ${SERVICES.map(
 ).join('\n')}
 `;
 
-async function until(what: string, check: () => Promise<boolean>, ms: number, tail: () => string = () => ''): Promise<void> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}\n${tail()}`);
-    await Bun.sleep(500);
-  }
+function until(what: string, check: () => Promise<boolean>, ms: number, tail: () => string = () => ''): Promise<void> {
+  return waitFor(what, check, { ms, everyMs: 500, context: tail });
 }
 
 /** Why the project is not in its end state yet ('' when it is): one running container per service on `value`, nothing left over. */
