@@ -102,6 +102,22 @@ export async function waitFor(what: string, check: () => Promise<boolean>, optio
   }
 }
 
+/**
+ * Starts the compiled agent with nothing of this process's environment but PATH and DOCKER_HOST
+ * (plus `env`: the provider's credentials, say), and collects its stderr (the JSON log) into `log`.
+ */
+export function spawnAgent(options: { config: string; socket: string; stateDir: string; env?: Record<string, string>; log: string[] }): ReturnType<typeof Bun.spawn> {
+  const proc = Bun.spawn([DSO_BIN, 'agent', '--config', options.config, '--socket', options.socket, '--metrics-address', 'off', '--state-dir', options.stateDir], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DOCKER_HOST, ...options.env },
+    stdout: 'ignore',
+    stderr: 'pipe',
+  });
+  void (async () => {
+    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) options.log.push(new TextDecoder().decode(chunk));
+  })();
+  return proc;
+}
+
 export async function dockerOk(args: string[]): Promise<string> {
   const r = await docker(args);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed: ${r.stderr}`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../../fakes/vault/server.ts';
-import { DOCKER_HOST, DSO_BIN, canary, dockerOk, waitFor, dso, projectOf, restartEngine, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
+import { canary, dockerOk, spawnAgent, waitFor, dso, projectOf, restartEngine, sandbox, writeFiles, type Sandbox } from '../../integration/support.ts';
 
 const SERVICES = ['api', 'db', 'worker'];
 
@@ -83,14 +83,7 @@ describe('the engine restarts while the agent runs, and the secret changed meanw
       'agent.yaml': `providers:\n  vault:\n    addr: ${vault.url}\n    auth: { method: token, token_env: VAULT_TOKEN }\nagent:\n  watch: { polling_interval: 1h, debounce_window: 500ms }\n  cache: { ttl: 1s }\n  health_check: { timeout: 30s, interval: 1s, retries: 3 }\n  rotation: { strategy: restart, jitter: 0s }\n`,
     });
     socket = join(sb.dir, 'run', 'dso.sock');
-    agent = Bun.spawn([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off', '--state-dir', join(sb.dir, 'state')], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', VAULT_TOKEN: token, DOCKER_HOST },
-      stdout: 'ignore',
-      stderr: 'pipe',
-    });
-    void (async () => {
-      for await (const chunk of agent.stderr as ReadableStream<Uint8Array>) agentLog.push(new TextDecoder().decode(chunk));
-    })();
+    agent = spawnAgent({ config: join(sb.dir, 'agent.yaml'), socket, stateDir: join(sb.dir, 'state'), env: { VAULT_TOKEN: token }, log: agentLog });
     await until('the agent socket', async () => existsSync(socket), 15_000);
     const up = await dso(sb, ['up', '-d', '--wait'], { env: cloud() });
     expect(up.code, up.stderr).toBe(0);

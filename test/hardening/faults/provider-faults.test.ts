@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeVault, type FakeVault } from '../../fakes/vault/server.ts';
-import { DATA_ROOT, DOCKER_HOST, DSO_BIN, canary, dockerOk, dso, projectObjects, projectOf, sandbox, scanForLeaks, writeFiles, type Sandbox } from '../../integration/support.ts';
+import { DATA_ROOT, canary, dockerOk, dso, spawnAgent, waitFor, projectObjects, projectOf, sandbox, scanForLeaks, writeFiles, type Sandbox } from '../../integration/support.ts';
 import { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.ts';
 
 const GOOD = [canary('pf-good0'), canary('pf-good1')] as const;
@@ -106,13 +106,8 @@ describe('the agent while its backend is broken', () => {
   const status = async () => JSON.parse((await dso(sb, ['status', '--json'], { env: cloud() })).stdout).agent.status;
   const vaultHealth = async () => (await status()).providers.find((p: { name: string }) => p.name === 'vault') as { healthy: boolean; lastError?: string };
 
-  async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-    const end = Date.now() + ms;
-    for (;;) {
-      if (await check().catch(() => false)) return;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; agent log tail:\n${agentLog.join('').split('\n').slice(-15).join('\n')}`);
-      await Bun.sleep(300);
-    }
+  function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+    return waitFor(what, check, { ms, context: () => `agent log tail:\n${agentLog.join('').split('\n').slice(-15).join('\n')}` });
   }
 
   async function webhook(): Promise<void> {
@@ -129,14 +124,7 @@ describe('the agent while its backend is broken', () => {
       'compose.yaml': COMPOSE,
       'agent.yaml': `${PROVIDER(proxy.url)}agent:\n  watch: { polling_interval: 1h, debounce_window: 500ms }\n  cache: { ttl: 1s }\n  health_check: { timeout: 20s, interval: 1s, retries: 3 }\n  rotation: { strategy: restart, jitter: 0s }\n`,
     });
-    agent = Bun.spawn([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', socket, '--metrics-address', 'off', '--state-dir', join(sb.dir, 'state')], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', VAULT_TOKEN: token, DOCKER_HOST },
-      stdout: 'ignore',
-      stderr: 'pipe',
-    });
-    void (async () => {
-      for await (const chunk of agent.stderr as ReadableStream<Uint8Array>) agentLog.push(new TextDecoder().decode(chunk));
-    })();
+    agent = spawnAgent({ config: join(sb.dir, 'agent.yaml'), socket, stateDir: join(sb.dir, 'state'), env: { VAULT_TOKEN: token }, log: agentLog });
     await until('the agent socket', async () => existsSync(socket), 15_000);
     const up = await dso(sb, ['up', '-d', '--wait'], { env: cloud() });
     outputs.push(up.stdout, up.stderr);
