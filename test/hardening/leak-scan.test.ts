@@ -438,7 +438,10 @@ describe('the scan itself', () => {
     }
     const proc = Bun.spawn(['sh', '-c', 'sleep 30', 'sh', planted], { stdout: 'ignore', stderr: 'ignore' });
     try {
-      expect(argvHits([planted])).toEqual([`sh -c sleep 30 sh ${planted} `]);
+      // The shell may briefly run twice (forked, not yet exec'd), and may not have started yet:
+      // wait for it, and compare the distinct command lines found.
+      await waitFor('the planted command line', async () => argvHits([planted]).length > 0, { ms: 10_000, everyMs: 50 });
+      expect([...new Set(argvHits([planted]))]).toEqual([`sh -c sleep 30 sh ${planted} `]);
     } finally {
       proc.kill('SIGKILL');
       await proc.exited;
