@@ -8,6 +8,8 @@
 #                                         for a quick rerun or to inspect it (then: source
 #                                         scripts/test-env.sh, and docker ps)
 #   DSO_TEST_TIMEOUT_MS=...               per-test timeout unless --timeout is given (120000)
+#   DSO_FUZZ_SEED=N DSO_HARDENING_SOAK_SEED=N   replay a fuzz or soak run (CI takes both from
+#                                         the commit; elsewhere they are random)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -61,6 +63,15 @@ export DSO_BIN="$PWD/dist/dso-linux-$arch"
 args=("$@")
 if [[ " $* " != *" --timeout"* ]]; then
   args=(--timeout "${DSO_TEST_TIMEOUT_MS:-120000}" "${args[@]}")
+fi
+
+# Fuzz and soak seeds: random on a developer's machine (every run explores new input), but in CI
+# taken from the commit, so that a commit's CI run is the same every time and can be replayed
+# before pushing (`CI=1 npm test`). A failure prints its seed either way.
+if [[ -n "${CI:-}" ]] && commit=$(git rev-parse --short=7 HEAD 2>/dev/null); then
+  export DSO_FUZZ_SEED="${DSO_FUZZ_SEED:-$((16#$commit))}"
+  export DSO_HARDENING_SOAK_SEED="${DSO_HARDENING_SOAK_SEED:-$((16#$commit))}"
+  log "seeds from commit $commit: DSO_FUZZ_SEED=$DSO_FUZZ_SEED DSO_HARDENING_SOAK_SEED=$DSO_HARDENING_SOAK_SEED"
 fi
 
 log "bun test ${args[*]}"
