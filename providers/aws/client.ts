@@ -5,6 +5,7 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
 import { ProviderError, type CreateProvider, type GetOptions, type Provider, type ProviderContext } from '../../src/providers/contract.ts';
 import { isConnectionError } from '../../src/providers/http-status.ts';
 import { sanitize } from '../../src/providers/sanitize.ts';
+import { untilAborted } from '../../src/abortable.ts';
 import { defaultChain, machineRole } from './auth_chain.ts';
 import { profileCredentials } from './auth_profile.ts';
 import { staticKeys } from './auth_static.ts';
@@ -61,9 +62,18 @@ function labelled(provider: AwsCredentialIdentityProvider, from: string): AwsCre
     } catch (e) {
       if (e instanceof ProviderError) throw e;
       const name = (e as { name?: unknown })?.name;
-      const message = sanitize(String((e as { message?: unknown })?.message ?? e).split('\n')[0]!, []).slice(0, 300);
+      const said = String((e as { message?: unknown })?.message ?? e).split('\n')[0]!;
+      const message = sanitize(said, []).slice(0, 300);
+      const status = (e as { statusCode?: unknown })?.statusCode;
       if (isConnectionError(e)) throw new ProviderError('unavailable', `cannot reach ${from} for credentials (${(e as { code?: string }).code ?? 'connection failed'})`);
-      throw new ProviderError('auth', `no usable AWS credentials from ${from}${typeof name === 'string' && name !== 'Error' && name !== 'CredentialsProviderError' ? ` (${name})` : ''}: ${message}`);
+      // A source that is there but broken is not a credential problem: the operator can only wait
+      // or fix the service. What it answered is not quoted (it may hold a credential, or garbage).
+      if (typeof status === 'number' && (status >= 500 || status === 429)) throw new ProviderError('unavailable', `${from} failed (HTTP ${status}) while DSO asked it for credentials`);
+      if (/^TimeoutError\b/.test(said)) throw new ProviderError('timeout', `${from} did not answer in time while DSO asked it for credentials`);
+      if (name === 'SyntaxError' || /^Invalid response received|unescaped characters/.test(said)) {
+        throw new ProviderError('invalid_response', `${from} answered something that is not AWS credentials`);
+      }
+      throw new ProviderError('auth', `no usable AWS credentials from ${from}${typeof name === 'string' && !['Error', 'CredentialsProviderError', 'ProviderError'].includes(name) ? ` (${name})` : ''}: ${message}`);
     }
   };
 }
@@ -103,7 +113,9 @@ export const createProvider: CreateProvider<AwsConfig> = async (config: AwsConfi
       command.middlewareStack.add(responseCheck(options.maxBytes), RESPONSE_CHECK_OPTIONS);
       let out;
       try {
-        out = await client.send(command, { abortSignal: options.signal });
+        // Credentials are fetched (the metadata service, SSO) without the signal: the wait ends
+        // at the deadline even when they hang.
+        out = await untilAborted(client.send(command, { abortSignal: options.signal }), options.signal);
       } catch (e) {
         throw awsError(e, { ...errorContext(doing, options.signal), maxBytes: options.maxBytes });
       }
@@ -150,7 +162,7 @@ export const createProvider: CreateProvider<AwsConfig> = async (config: AwsConfi
         command.middlewareStack.add(responseCheck(undefined), RESPONSE_CHECK_OPTIONS);
         let out;
         try {
-          out = await client.send(command, { abortSignal: options.signal });
+          out = await untilAborted(client.send(command, { abortSignal: options.signal }), options.signal);
         } catch (e) {
           throw awsError(e, errorContext(`listing ${prefix === '' ? 'secrets' : `secrets under ${prefix}`} in ${target}`, options.signal));
         }

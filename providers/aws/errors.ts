@@ -73,7 +73,10 @@ export interface AwsErrorContext {
 export function awsError(e: unknown, ctx: AwsErrorContext): ProviderError {
   const at = (kind: ProviderErrorKind, what: string) => new ProviderError(kind, `${ctx.doing}: ${what}`);
   if (e instanceof ProviderError) return at(e.kind, e.message);
-  if (e instanceof OversizedResponse) return at('too_large', `the answer is ${e.length} bytes, too big to hold a value within the ${ctx.maxBytes ?? 0}-byte limit; it was not read`);
+  if (e instanceof OversizedResponse) {
+    const within = ctx.maxBytes === undefined ? 'too big for a list of secrets' : `too big to hold a value within the ${ctx.maxBytes}-byte limit`;
+    return at('too_large', `${e.message}, ${within}; it was ${e.declared ? 'not read' : 'cut off there'}`);
+  }
   // After the deadline the SDK throws an AbortError, or whatever the half-done request left.
   if (ctx.signal.aborted) return abortError(ctx.signal, ctx.doing);
 
@@ -93,6 +96,11 @@ export function awsError(e: unknown, ctx: AwsErrorContext): ProviderError {
       return at('not_found', `the secret is scheduled for deletion (${where}); restore it (aws secretsmanager restore-secret) to read it again`);
     }
     return at('invalid_response', `Secrets Manager refused the request (${where})${said()}`);
+  }
+  // The SDK's HTTP handler names a reset or refused connection TimeoutError (so that it is
+  // retried); the call's own deadline has not passed (checked above): the backend cut it off.
+  if (code === 'TimeoutError' && status === undefined && typeof err.code === 'string' && isConnectionError({ code: err.code })) {
+    return at('unavailable', `the connection failed (${err.code})`);
   }
   const kind = Object.hasOwn(KINDS, code) ? KINDS[code] : undefined;
   switch (kind) {

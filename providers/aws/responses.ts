@@ -1,7 +1,10 @@
 // A check on Secrets Manager's raw HTTP answer, before the SDK parses it. An error answer that is
 // not the JSON AWS documents (AWS's edge and moto's IAM layer answer XML, a proxy HTML) would
 // reach us as a JSON syntax error; its code is read from the body instead. And an answer too big
-// to hold a value under DSO's size limit is refused unread.
+// to hold a value under DSO's size limit is refused unread, or cut off where it passes the limit
+// when it did not say its size (an endless body would otherwise fill memory: the SDK reads a
+// whole answer before parsing it).
+import { Readable } from 'node:stream';
 import type { AbsoluteLocation, DeserializeHandlerOptions, DeserializeMiddleware } from '@smithy/types';
 
 /** The raw answer, as the SDK's HTTP handler gives it to the deserializer. */
@@ -17,6 +20,8 @@ const WORST_ENCODING_RATIO = 6;
 const METADATA_ALLOWANCE = 64 * 1024;
 /** An error page is read this far for its code, no further. */
 const ERROR_BODY_LIMIT = 64 * 1024;
+/** A page of ListSecrets (100 entries of metadata) is far smaller. */
+const LIST_BODY_LIMIT = 4 * 1024 * 1024;
 
 /** An error shaped like the SDK's service exceptions, so that errors.ts and the retry logic read it alike. */
 export class NonJsonErrorResponse extends Error {
@@ -32,8 +37,12 @@ export class NonJsonErrorResponse extends Error {
 
 /** Refusal of an answer that cannot hold a value of at most `maxBytes` bytes. */
 export class OversizedResponse extends Error {
-  constructor(readonly length: number) {
-    super(`the answer is ${length} bytes`);
+  /** `declared`: `length` is the Content-Length; else the bytes read before reading stopped. */
+  constructor(
+    readonly length: number,
+    readonly declared = true,
+  ) {
+    super(`the answer is ${declared ? '' : 'over '}${length} bytes`);
     this.name = 'OversizedResponse';
   }
 }
@@ -69,6 +78,25 @@ function discard(body: unknown): void {
   } catch {}
 }
 
+/** `body`, failing with OversizedResponse as soon as more than `limit` bytes have come. */
+function capped(body: unknown, limit: number): unknown {
+  if (!body || typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') return body;
+  return Readable.from(
+    (async function* () {
+      let size = 0;
+      for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+        size += chunk.length;
+        if (size > limit) {
+          discard(body);
+          throw new OversizedResponse(size, false);
+        }
+        yield chunk;
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
 /**
  * The middleware for one call: `maxBytes` is the largest value DSO accepts (undefined: no size
  * check, as for listing). Added at the deserialize step with low priority, it runs between the
@@ -88,11 +116,13 @@ export function responseCheck<Input extends object, Output extends object>(maxBy
       const message = (m?.[1] ?? m?.[2])?.trim();
       throw new NonJsonErrorResponse(code, response.statusCode, message);
     }
+    const limit = maxBytes === undefined ? LIST_BODY_LIMIT : maxBytes * WORST_ENCODING_RATIO + METADATA_ALLOWANCE;
     const length = Number(header(response, 'content-length'));
-    if (maxBytes !== undefined && response.statusCode < 300 && Number.isFinite(length) && length > maxBytes * WORST_ENCODING_RATIO + METADATA_ALLOWANCE) {
+    if (response.statusCode < 300 && Number.isFinite(length) && length > limit) {
       discard(response.body);
       throw new OversizedResponse(length);
     }
+    response.body = capped(response.body, limit);
     return result;
   };
 }
