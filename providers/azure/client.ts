@@ -2,7 +2,7 @@
 // configured Entra ID method, reading secrets by name (and version) and listing names.
 import { readFileSync } from 'node:fs';
 import { SecretClient } from '@azure/keyvault-secrets';
-import { createDefaultHttpClient, type HttpClient } from '@azure/core-rest-pipeline';
+import { createDefaultHttpClient, RestError, type HttpClient, type PipelinePolicy } from '@azure/core-rest-pipeline';
 import { ProviderError, type CreateProvider, type Provider } from '../../src/providers/contract.ts';
 import { isKeyVaultHost } from './clouds.ts';
 import type { AzureConfig } from './config.ts';
@@ -11,6 +11,7 @@ import { toProviderError } from './errors.ts';
 import { createFetchHttpClient } from './http-client.ts';
 import { isSecretName, isVersionId, SECRET_NAME_RULE, VERSION_RULE } from './names.ts';
 import { proxySettings, type ProxySettings } from './proxy.ts';
+import { RETRY_OPTIONS } from './auth_options.ts';
 import { recordFailures } from './recording-client.ts';
 import { untilAborted } from '../../src/abortable.ts';
 
@@ -19,16 +20,18 @@ const MAX_LISTED = 100_000;
 
 export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) => {
   // One client for the vault and the logins: the SDK's own, or fetch with the configured CA.
-  const httpClient = recordFailures(config.tls === undefined ? createDefaultHttpClient() : caClient(config.tls.ca_cert, proxySettings(ctx.env)));
-  const { credential, secrets, authorityHost } = buildCredential(config, ctx.env, httpClient);
+  const vaultUrl = new URL(config.vault_url);
+  const vaultHost = vaultUrl.host;
+  const httpClient = recordFailures(config.tls === undefined ? createDefaultHttpClient() : caClient(config.tls.ca_cert, proxySettings(ctx.env)), { valueHost: vaultHost });
+  const { credential, secrets, authorityHost, loggingIn } = buildCredential(config, ctx.env, httpClient);
   const loginHost = new URL(authorityHost).host;
   const errors = {
     // Values of the provider's variables are credentials too (the host scrubs them as well).
     known: [...secrets, ...Object.values(ctx.env).filter((x) => x.length >= 8)],
     loginFailure: () => httpClient.failureFor(loginHost),
+    loginAnswer: () => httpClient.answerFor(loginHost),
+    loggingIn,
   };
-  const vaultUrl = new URL(config.vault_url);
-  const vaultHost = vaultUrl.host;
   const client = new SecretClient(config.vault_url, credential, {
     httpClient,
     // The SDK refuses a challenge whose resource is not a parent domain of the vault's host
@@ -37,7 +40,8 @@ export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) =
     // that check can only fail: it is turned off there alone, and credential.ts still refuses to
     // get a token for anything but Key Vault.
     ...(isKeyVaultHost(vaultUrl.hostname) ? {} : { disableChallengeResourceVerification: true }),
-    retryOptions: { maxRetries: 2 },
+    retryOptions: RETRY_OPTIONS,
+    additionalPolicies: [{ policy: jsonAnswersOnly, position: 'perCall' }],
   });
 
   const provider: Provider = {
@@ -89,6 +93,23 @@ export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) =
     },
   };
   return provider;
+};
+
+/**
+ * A successful answer from the vault that is not JSON (a proxy's or a captive portal's page) is
+ * refused before the SDK parses it: the SDK would fail on it with a TypeError of its own.
+ */
+const jsonAnswersOnly: PipelinePolicy = {
+  name: 'dsoJsonAnswersOnly',
+  async sendRequest(request, next) {
+    const response = await next(request);
+    const type = response.headers.get('content-type') ?? '';
+    if (response.status >= 200 && response.status < 300 && !/\bjson\b/i.test(type)) {
+      // Not the response itself: its body is not ours to carry into a message.
+      throw new RestError(`the answer is ${type === '' ? 'untyped' : type.split(';')[0]!.slice(0, 60)}, not Key Vault's JSON`, { code: 'NOT_JSON', statusCode: response.status, request });
+    }
+    return response;
+  },
 };
 
 function caClient(caFile: string, proxy: ProxySettings): HttpClient {

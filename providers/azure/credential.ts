@@ -18,13 +18,15 @@ export interface BuiltCredential {
   secrets: string[];
   /** The Entra ID host logins go to. */
   authorityHost: string;
+  /** Whether a token is being asked for now. */
+  loggingIn(): boolean;
 }
 
 export function buildCredential(config: AzureConfig, env: Readonly<Record<string, string>>, httpClient: HttpClient): BuiltCredential {
   const auth = config.auth;
   const authorityHost = config.authority_host ?? (auth.method === 'default' ? env.AZURE_AUTHORITY_HOST : undefined) ?? PUBLIC_AUTHORITY_HOST;
   const options = credentialOptions(authorityHost, httpClient);
-  let built: Omit<BuiltCredential, 'authorityHost'>;
+  let built: Omit<BuiltCredential, 'authorityHost' | 'loggingIn'>;
   switch (auth.method) {
     case 'managed_identity':
       built = { credential: managedIdentityCredential(auth.client_id, options), secrets: [] };
@@ -42,7 +44,18 @@ export function buildCredential(config: AzureConfig, env: Readonly<Record<string
       built = defaultCredential(env, options);
       break;
   }
-  return { credential: keyVaultOnly(built.credential, new URL(config.vault_url).hostname), secrets: built.secrets, authorityHost };
+  let pending = 0;
+  const counted: TokenCredential = {
+    async getToken(scopes, options) {
+      pending++;
+      try {
+        return await built.credential.getToken(scopes, options);
+      } finally {
+        pending--;
+      }
+    },
+  };
+  return { credential: keyVaultOnly(counted, new URL(config.vault_url).hostname), secrets: built.secrets, authorityHost, loggingIn: () => pending > 0 };
 }
 
 /**
@@ -58,7 +71,19 @@ function keyVaultOnly(inner: TokenCredential, vaultHost: string): TokenCredentia
       if (foreign !== undefined) {
         return Promise.reject(new ProviderError('invalid_response', `the vault asked for a token for ${JSON.stringify(foreign.slice(0, 200))}, which is not Azure Key Vault; DSO only requests Key Vault tokens`));
       }
-      return inner.getToken(scopes, options);
+      return inner.getToken(scopes, options).then(usableToken);
     },
   };
+}
+
+/**
+ * The identity library hands on whatever the login answered in `access_token`: a login service
+ * answering garbage must fail here, as the login, not at the vault as a token Key Vault refused.
+ */
+function usableToken(token: AccessToken | null): AccessToken | null {
+  if (token === null) return null;
+  if (typeof token.token !== 'string' || !/^[\x21-\x7e]+$/.test(token.token) || !Number.isFinite(token.expiresOnTimestamp)) {
+    throw new ProviderError('invalid_response', 'the login service answered something that is not an access token');
+  }
+  return token;
 }

@@ -4,6 +4,7 @@
 import { ProviderError } from '../../src/providers/contract.ts';
 import { abortError, isConnectionError, kindForStatus } from '../../src/providers/http-status.ts';
 import { sanitize } from '../../src/providers/sanitize.ts';
+import type { LastAnswer } from './recording-client.ts';
 
 interface SdkError {
   name?: string;
@@ -21,12 +22,19 @@ export interface ErrorContext {
   known: readonly string[];
   /** Why the last request to the login host could not be sent, if it could not. */
   loginFailure?: () => string | undefined;
+  /** The last answer of the login host. */
+  loginAnswer?: () => LastAnswer | undefined;
+  /** Whether a login was under way (a call that timed out then was waiting for Entra ID). */
+  loggingIn?: () => boolean;
 }
 
 /** `what` says what was being done ("reading secret db-password from NAME.vault.azure.net"). */
 export function toProviderError(e: unknown, what: string, signal: AbortSignal | undefined, context: ErrorContext): ProviderError {
   if (e instanceof ProviderError) return e;
-  if (signal?.aborted) return abortError(signal, what);
+  if (signal?.aborted) {
+    const aborted = abortError(signal, what);
+    return new ProviderError(aborted.kind, `${aborted.message} ${context.loggingIn?.() ? 'while logging in to Entra ID' : 'waiting for Key Vault'}`);
+  }
   const err = (typeof e === 'object' && e !== null ? e : {}) as SdkError;
   const clean = (text: string) => sanitize(firstLine(text), context.known);
 
@@ -61,11 +69,23 @@ function fromLoginError(err: SdkError, what: string, clean: (s: string) => strin
   const status = err.statusCode ?? 0;
   const msalCode = err.errorResponse?.error ?? /^([a-z_]+):/.exec(message)?.[1];
   const failure = context.loginFailure?.();
+  // An answer that was there but useless: a 5xx page, or a 2xx that is not JSON or too big.
+  const answer = failure === undefined ? context.loginAnswer?.() : undefined;
+  const answerFailed = answer !== undefined && (answer.status >= 500 || answer.status === 429);
+  const answerGarbage = answer !== undefined && answer.status < 300 && answer.unreadable !== undefined;
   if (msalCode === 'network_error' || networkCause(err) || status >= 500 || status === 429) {
-    return new ProviderError('unavailable', `${what}: the login service could not be reached or failed${failure ? ` (${clean(failure)})` : status ? ` (HTTP ${status})` : ''}`);
+    // MSAL calls an answer it cannot parse a network error too.
+    if (answerGarbage) return new ProviderError('invalid_response', `${what}: the login service answered HTTP ${answer.status}, ${answer.unreadable}, not Entra ID's JSON`);
+    return new ProviderError('unavailable', `${what}: the login service could not be reached or failed${failure ? ` (${clean(failure)})` : status ? ` (HTTP ${status})` : answerFailed ? ` (HTTP ${answer.status})` : ''}`);
   }
   if (msalCode === 'endpoints_resolution_error') {
     if (failure) return new ProviderError('unavailable', `${what}: Entra ID could not be reached (${clean(failure)})`);
+    if (answerFailed) return new ProviderError('unavailable', `${what}: Entra ID failed to give its OpenID configuration (HTTP ${answer.status})`);
+    // Entra ID answers an unknown tenant with an error (HTTP 400); a success that MSAL cannot
+    // use is not Entra ID speaking.
+    if (answer !== undefined && answer.status < 300) {
+      return new ProviderError('invalid_response', `${what}: the login service answered HTTP ${answer.status}${answer.unreadable ? `, ${answer.unreadable},` : ''} with no usable OpenID configuration`);
+    }
     return new ProviderError('auth', `${what}: Entra ID has no OpenID configuration for this tenant at the authority host: check tenant_id and authority_host`);
   }
   const otherTenant = /not configured to acquire tokens for tenant (\S+?)\.(?:\s|$)/.exec(message)?.[1];
