@@ -1,0 +1,320 @@
+// AWS Secrets Manager, Azure Key Vault and Huawei CSMS behind a fault proxy that is down, hangs,
+// or answers garbage (HTML, a truncated or cut body, an endless body, JSON of the wrong shape, a
+// 502 page), through a real ProviderHost in a Worker and in a child process, for the data call and
+// for the login (the instance metadata services, Entra ID): every call ends by its timeout in a
+// ProviderError that says the backend is at fault, in a short message naming the backend, with
+// nothing of the broken answer, a credential or a value in it; and once the backend is back, the
+// same host reads the right value again.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../../src/config/load.ts';
+import { ProviderError, type ProviderErrorKind } from '../../../src/providers/contract.ts';
+import { ProviderHost } from '../../../src/providers/host.ts';
+import { startImds, startMoto, type AwsKeys, type Imds, type Moto, type SessionKeys } from '../../fakes/aws/moto.ts';
+import { startFakeAzure, type FakeAzure } from '../../fakes/azure/index.ts';
+import { startCsmsFake, startMetadataFake, type CsmsFake, type MetadataFake } from '../../fakes/huawei/index.ts';
+import { startFaultProxy, type Fault, type FaultProxy, type FaultProxyOptions } from './fault-proxy.ts';
+
+const canary = (label: string) => `${label}-${randomBytes(10).toString('hex')}`;
+/** Put into every broken answer: never echoed in a message, never delivered as a value. */
+const BAIT = canary('cloud-garbage-bait');
+const FAULTS: Fault[] = ['down', 'hang', 'html', 'truncated', 'reset', 'huge', 'wrong-shape', 'bad-gateway'];
+/** dso.yaml's `timeout` for every provider here. */
+const TIMEOUT_MS = 2000;
+/** How late past the timeout a failed call may end. */
+const MARGIN_MS = 1000;
+/** The longest message accepted: one or two lines an operator reads at a glance. */
+const MAX_MESSAGE = 400;
+/** How much more memory (peak resident set) an endless answer may cost. */
+const HUGE_BUDGET = 256 * 1024 * 1024;
+
+/**
+ * What each fault should be reported as: the backend down or cut off is `unavailable`, too slow
+ * `timeout`, an answer its API does not document `invalid_response` (an endless one may also be
+ * `too_large`). All of them are backend faults.
+ */
+const KINDS: Record<Fault, ProviderErrorKind[]> = {
+  none: [],
+  down: ['unavailable'],
+  hang: ['timeout'],
+  html: ['invalid_response'],
+  truncated: ['invalid_response'],
+  reset: ['unavailable', 'invalid_response'],
+  huge: ['invalid_response', 'too_large'],
+  'wrong-shape': ['invalid_response'],
+  'bad-gateway': ['unavailable'],
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'dso-cloud-garbage-'));
+const hosts: ProviderHost[] = [];
+const proxies: FaultProxy[] = [];
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function proxy(upstream: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+  const p = await startFaultProxy(upstream, BAIT, options);
+  proxies.push(p);
+  return p;
+}
+
+/** A host for the dso.yaml entry `entry` of provider `name`, with DSO's environment `env`. */
+async function host(name: string, isolation: 'worker' | 'process', entry: Record<string, unknown>, env: Record<string, string>): Promise<ProviderHost> {
+  const cfg = await parseConfig(JSON.stringify({ providers: { [name]: { type: name, isolation, timeout: `${TIMEOUT_MS}ms`, ...entry } } }), join(dir, 'dso.yaml'));
+  const h = new ProviderHost({ settings: cfg.providers.get(name)!, env, maxBytes: 4096, backoff: { initialMs: 10, maxMs: 50 } });
+  hosts.push(h);
+  return h;
+}
+
+/** Peak resident memory of process `pid` (this one by default), from /proc. */
+function peakRss(pid: number | 'self' = 'self'): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) * 1024;
+}
+
+interface Backend {
+  /** Provider name and type in dso.yaml. */
+  name: string;
+  /** What every message about it must name (the service, or the login service). */
+  names: RegExp;
+  path: string;
+  value: () => string;
+  /** Credentials, tokens and values: never in a message. */
+  needles: () => string[];
+}
+
+/**
+ * One fault against `h`, then the recovery: the call fails within the timeout with a clean
+ * error of a fitting kind, and the same host reads `backend.value()` once the fault is cleared.
+ */
+async function attack(h: ProviderHost, backend: Backend, faulty: FaultProxy, fault: Fault): Promise<void> {
+  await faulty.set(fault);
+  const peak = h.status().pid === undefined ? peakRss() : undefined;
+  const started = performance.now();
+  const outcome = await h.get(backend.path).then(
+    (got) => {
+      const delivered = text(got.value.expose());
+      got.value.wipe();
+      return delivered.includes(BAIT) ? 'garbage delivered as a value' : 'a value delivered';
+    },
+    (e: unknown) => e,
+  );
+  const took = performance.now() - started;
+  const childPeak = h.status().pid === undefined ? undefined : peakRss(h.status().pid!);
+  await faulty.set('none');
+
+  expect(outcome).toBeInstanceOf(ProviderError);
+  const e = outcome as ProviderError;
+  const seen = `${fault}: ${e.kind}: ${e.message}`;
+  expect(KINDS[fault], seen).toContain(e.kind);
+  expect(e.backendFault, seen).toBe(true);
+  expect(took, seen).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+  expect(e.message.length, seen).toBeLessThanOrEqual(MAX_MESSAGE);
+  expect(e.message, seen).toMatch(backend.names);
+  expect(e.message, seen).not.toContain(BAIT);
+  for (const n of backend.needles()) expect(e.message, seen).not.toContain(n);
+  // The provider kept its deadline itself: the host did not have to restart it.
+  expect(h.status().restarts, seen).toBe(0);
+  if (fault === 'huge') {
+    if (peak !== undefined) expect(peakRss() - peak, seen).toBeLessThan(HUGE_BUDGET);
+    if (childPeak !== undefined) expect(childPeak, seen).toBeLessThan(HUGE_BUDGET * 2);
+  }
+
+  // Recovery: no broken token, credential or connection is kept.
+  const got = await h.get(backend.path);
+  expect(text(got.value.expose()), `after ${fault}`).toBe(backend.value());
+  got.value.wipe();
+}
+
+afterAll(async () => {
+  await Promise.all(hosts.map((h) => h.close()));
+  for (const p of proxies) p.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('AWS Secrets Manager', () => {
+  const VALUE = canary('aws-value');
+  const READ_POLICY = [{ Effect: 'Allow' as const, Action: ['secretsmanager:GetSecretValue'], Resource: '*' }];
+  let moto: Moto;
+  let imds: Imds;
+  let reader: AwsKeys;
+  let role: SessionKeys;
+  let data: FaultProxy;
+  let metadata: FaultProxy;
+  const backend: Backend = {
+    name: 'aws',
+    names: /Secrets Manager|metadata service/,
+    path: 'app/db',
+    value: () => VALUE,
+    needles: () => [VALUE, reader.secretAccessKey, role.secretAccessKey, role.sessionToken],
+  };
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    reader = await moto.createUser('dso-garbage-reader', READ_POLICY);
+    role = await moto.createRoleSession('dso-garbage-role', READ_POLICY);
+    await moto.putSecret('app/db', VALUE);
+    await moto.enforceIam();
+    imds = startImds(role);
+    // SigV4 signs the Host header: the proxy must pass the client's on.
+    data = await proxy(moto.url, { keepHost: true, wrongShape: (bait) => ({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf', Name: 'app/db', VersionId: 42, SecretString: { value: bait } }) });
+    metadata = await proxy(imds.url, { wrongShape: (bait) => ({ Code: 'Success', Type: 'AWS-HMAC', AccessKeyId: { id: bait }, Expiration: 'soon' }) });
+  });
+  afterAll(async () => {
+    await imds?.stop();
+    await moto?.stop();
+  });
+
+  const staticEntry = () => ({ region: moto.region, endpoint: data.url, auth: { method: 'static', access_key_id_env: 'K', secret_access_key_env: 'S' } });
+  const staticEnv = () => ({ K: reader.accessKeyId, S: reader.secretAccessKey });
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, GetSecretValue`, () => {
+      let h: ProviderHost;
+      beforeAll(async () => {
+        h = await host('aws', isolation, staticEntry(), staticEnv());
+        expect(text((await h.get('app/db')).value.expose())).toBe(VALUE);
+      });
+      for (const fault of FAULTS) test(fault, () => attack(h, backend, data, fault));
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the instance metadata service (auth: iam)`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          // A new provider each time: it keeps the role's credentials once it has them.
+          const h = await host('aws', isolation, { region: moto.region, endpoint: data.url, auth: { method: 'iam' } }, { AWS_EC2_METADATA_SERVICE_ENDPOINT: metadata.url });
+          await attack(h, backend, metadata, fault);
+        });
+      }
+    });
+  }
+});
+
+describe('Azure Key Vault', () => {
+  const SP_CLIENT = '0a1b2c3d-0000-4000-8000-0000000000a1';
+  const SP_SECRET = canary('sp-client-secret');
+  const VALUE = canary('azure-value');
+  let azure: FakeAzure;
+  let vault: FaultProxy;
+  let entra: FaultProxy;
+  let tokenEndpoint: FaultProxy;
+  const backend: Backend = {
+    name: 'azure',
+    names: /Key Vault|vault|login|Entra/,
+    path: 'app-db',
+    value: () => VALUE,
+    needles: () => [VALUE, SP_SECRET, ...azure.entra.tokens.all()],
+  };
+
+  beforeAll(async () => {
+    azure = await startFakeAzure();
+    azure.entra.addClientSecret(SP_CLIENT, SP_SECRET);
+    azure.vault.setSecret('app-db', VALUE);
+    const tls = { tls: { cert: azure.ca.serverCert, key: azure.ca.serverKey }, upstreamCa: azure.ca.caPem };
+    vault = await proxy(azure.vaultUrl, { ...tls, wrongShape: (bait) => ({ value: { text: bait }, id: 'https://127.0.0.1/secrets/app-db/0123456789abcdef0123456789abcdef', attributes: { enabled: 'yes' } }) });
+    // The OpenID configuration names the token endpoint: rewritten to go through the proxy too.
+    const wrongShape = (bait: string) => ({ token_type: 'Bearer', access_token: { token: bait }, expires_in: 'soon', token_endpoint: 42 });
+    entra = await proxy(azure.authorityHost, { ...tls, rewriteOrigin: true, wrongShape });
+    tokenEndpoint = await proxy(azure.authorityHost, { ...tls, rewriteOrigin: true, wrongShape, only: /\/oauth2\/v2\.0\/token$/ });
+  });
+  afterAll(() => azure?.stop());
+
+  const entry = (login = entra) => ({
+    vault_url: vault.url,
+    authority_host: login.url,
+    tls: { ca_cert: azure.caFile },
+    auth: { method: 'client_secret', tenant_id: azure.tenantId, client_id: SP_CLIENT, client_secret_env: 'AZ_SECRET' },
+  });
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, GET /secrets`, () => {
+      let h: ProviderHost;
+      beforeAll(async () => {
+        h = await host('azure', isolation, entry(), { AZ_SECRET: SP_SECRET });
+        expect(text((await h.get('app-db')).value.expose())).toBe(VALUE);
+      });
+      for (const fault of FAULTS) test(fault, () => attack(h, backend, vault, fault));
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the Entra ID login (client secret): its OpenID configuration`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          // A new provider each time: MSAL keeps a token (and the tenant's endpoints) once it has them.
+          const h = await host('azure', isolation, entry(), { AZ_SECRET: SP_SECRET });
+          await attack(h, backend, entra, fault);
+        });
+      }
+    });
+  }
+
+  describe('isolation: worker, the Entra ID login (client secret): its token endpoint', () => {
+    for (const fault of FAULTS) {
+      test(fault, async () => {
+        const h = await host('azure', 'worker', entry(tokenEndpoint), { AZ_SECRET: SP_SECRET });
+        await attack(h, backend, tokenEndpoint, fault);
+      });
+    }
+  });
+});
+
+describe('Huawei CSMS', () => {
+  const AK = 'HPUAGARBAGEEXAMPLE01';
+  const SK = canary('hw-sk');
+  const VALUE = canary('hw-value');
+  let csms: CsmsFake;
+  let ecs: MetadataFake;
+  let data: FaultProxy;
+  let metadata: FaultProxy;
+  const backend: Backend = {
+    name: 'huawei',
+    // A login that hangs while the provider starts is reported by the host, which knows no more.
+    names: /CSMS|metadata service|not ready \(logged in\)/,
+    path: 'app-db',
+    value: () => VALUE,
+    needles: () => [VALUE, SK, ...(ecs.current ? [ecs.current.secret, ecs.current.securitytoken] : [])],
+  };
+
+  beforeAll(async () => {
+    csms = startCsmsFake();
+    ecs = startMetadataFake(csms);
+    csms.addCredential({ ak: AK, sk: SK });
+    csms.putString('app-db', VALUE);
+    // The AK/SK signature covers the Host header.
+    data = await proxy(csms.url, { keepHost: true, wrongShape: (bait) => ({ version: { version_metadata: { id: 'v1', secret_name: 'app-db' }, secret_string: { value: bait } } }) });
+    metadata = await proxy(ecs.url, { wrongShape: (bait) => ({ credential: { access: { id: bait }, secret: 42, expires_at: 'soon' } }) });
+  });
+  afterAll(async () => {
+    await ecs?.stop();
+    await csms?.stop();
+  });
+
+  const entry = (auth: Record<string, unknown>) => ({ region: 'cn-north-4', project_id: csms.projectId, endpoint: data.url, auth });
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, ShowSecretVersion`, () => {
+      let h: ProviderHost;
+      beforeAll(async () => {
+        h = await host('huawei', isolation, entry({ method: 'aksk', access_key_env: 'HW_AK', secret_key_env: 'HW_SK' }), { HW_AK: AK, HW_SK: SK });
+        expect(text((await h.get('app-db')).value.expose())).toBe(VALUE);
+      });
+      for (const fault of FAULTS) test(fault, () => attack(h, backend, data, fault));
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the ECS metadata service (auth: metadata)`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          // A new provider each time: it keeps the agency's credentials until they near expiry.
+          const h = await host('huawei', isolation, entry({ method: 'metadata', endpoint: metadata.url }), {});
+          await attack(h, backend, metadata, fault);
+        });
+      }
+    });
+  }
+});
