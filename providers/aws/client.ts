@@ -6,7 +6,7 @@ import { ProviderError, type CreateProvider, type GetOptions, type Provider, typ
 import { isConnectionError } from '../../src/providers/http-status.ts';
 import { sanitize } from '../../src/providers/sanitize.ts';
 import { untilAborted } from '../../src/abortable.ts';
-import { defaultChain, machineRole } from './auth_chain.ts';
+import { defaultChain, machineRole, roleSource } from './auth_chain.ts';
 import { profileCredentials } from './auth_profile.ts';
 import { staticKeys } from './auth_static.ts';
 import { CURRENT_STAGE, type AwsAuthConfig, type AwsConfig } from './config.ts';
@@ -29,6 +29,8 @@ interface Credentials {
   source: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   /** Credential values to remove from any message. */
   known: string[];
+  /** The credential source being asked right now, if any: a call that times out names it. */
+  fetching?: () => string | undefined;
 }
 
 async function credentialsFor(auth: AwsAuthConfig, env: Readonly<Record<string, string>>): Promise<Credentials> {
@@ -38,15 +40,18 @@ async function credentialsFor(auth: AwsAuthConfig, env: Readonly<Record<string, 
       return { source: keys, known: [keys.secretAccessKey, ...(keys.sessionToken ? [keys.sessionToken] : [])] };
     }
     case 'profile':
-      return { source: labelled(await profileCredentials(auth, env), `profile ${auth.profile}`), known: [] };
+      return { ...labelled(await profileCredentials(auth, env), `profile ${auth.profile}`), known: [] };
     case 'sso':
-      return { source: labelled(await profileCredentials(auth, env), `SSO profile ${auth.profile}`), known: [] };
-    case 'iam': {
-      const container = Boolean(env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI);
-      return { source: labelled(await machineRole(env), container ? 'the container credentials endpoint' : 'the instance metadata service'), known: [] };
+      return { ...labelled(await profileCredentials(auth, env), `SSO profile ${auth.profile}`), known: [] };
+    case 'iam':
+      return { ...labelled(await machineRole(env), roleSource(env)), known: [] };
+    case 'default': {
+      // The container endpoint and the metadata service are read by DSO and fail with their own
+      // ProviderErrors, which name them; the label covers the SDK's links (profiles, web identity).
+      const chain = await defaultChain(env);
+      const { source, fetching } = labelled(chain.provider, 'the default credential chain');
+      return { source, fetching: () => (fetching() === undefined ? undefined : (chain.asking() ?? 'the default credential chain')), known: [] };
     }
-    case 'default':
-      return { source: labelled(await defaultChain(), 'the default credential chain'), known: [] };
   }
 }
 
@@ -55,8 +60,10 @@ async function credentialsFor(auth: AwsAuthConfig, env: Readonly<Record<string, 
  * metadata service, the SSO portal) is `unavailable`, one that has nothing or refuses is `auth`,
  * and neither is mistaken for Secrets Manager failing.
  */
-function labelled(provider: AwsCredentialIdentityProvider, from: string): AwsCredentialIdentityProvider {
-  return async (options) => {
+function labelled(provider: AwsCredentialIdentityProvider, from: string): Required<Pick<Credentials, 'source' | 'fetching'>> {
+  let asking = 0;
+  const source: AwsCredentialIdentityProvider = async (options) => {
+    asking++;
     try {
       return await provider(options);
     } catch (e) {
@@ -74,8 +81,11 @@ function labelled(provider: AwsCredentialIdentityProvider, from: string): AwsCre
         throw new ProviderError('invalid_response', `${from} answered something that is not AWS credentials`);
       }
       throw new ProviderError('auth', `no usable AWS credentials from ${from}${typeof name === 'string' && !['Error', 'CredentialsProviderError', 'ProviderError'].includes(name) ? ` (${name})` : ''}: ${message}`);
+    } finally {
+      asking--;
     }
   };
+  return { source, fetching: () => (asking > 0 ? from : undefined) };
 }
 
 /** What to ask for: a version id, a staging label, or the configured default label. */
@@ -101,7 +111,7 @@ export const createProvider: CreateProvider<AwsConfig> = async (config: AwsConfi
   const target = config.endpoint === undefined ? `Secrets Manager in ${region}` : `Secrets Manager at ${new URL(config.endpoint).host}`;
   const defaultStage = config.version_stage ?? CURRENT_STAGE;
 
-  const errorContext = (doing: string, signal: AbortSignal): AwsErrorContext => ({ doing, signal, known });
+  const errorContext = (doing: string, signal: AbortSignal): AwsErrorContext => ({ doing, signal, known, ...(credentials.fetching ? { fetchingCredentials: credentials.fetching } : {}) });
 
   return {
     capabilities: { list: true, watch: false, versions: true },

@@ -101,7 +101,7 @@ export const REGION_VARIABLES = ['AWS_REGION', 'AWS_DEFAULT_REGION'];
 /** What the shared config and credentials files are found by (and an SSO token cache, under HOME). */
 const FILE_VARIABLES = ['HOME', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE'];
 
-/** What the SDK's container and instance-metadata credential providers read. */
+/** What the container and instance-metadata credential readers read (DSO's own, the same variables as the SDK's). */
 const ROLE_VARIABLES = [
   'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
   'AWS_CONTAINER_CREDENTIALS_FULL_URI',

@@ -67,6 +67,8 @@ export interface AwsErrorContext {
   known: readonly string[];
   /** The size limit of the call, for a refused oversized answer. */
   maxBytes?: number;
+  /** The credential source being asked when the call gave up, if any (the metadata service...). */
+  fetchingCredentials?: () => string | undefined;
 }
 
 /** `e`, whatever one SDK call threw, as the ProviderError DSO reports. */
@@ -78,7 +80,12 @@ export function awsError(e: unknown, ctx: AwsErrorContext): ProviderError {
     return at('too_large', `${e.message}, ${within}; it was ${e.declared ? 'not read' : 'cut off there'}`);
   }
   // After the deadline the SDK throws an AbortError, or whatever the half-done request left.
-  if (ctx.signal.aborted) return abortError(ctx.signal, ctx.doing);
+  if (ctx.signal.aborted) {
+    const aborted = abortError(ctx.signal, ctx.doing);
+    // A call that hung on its credentials says where, not only that Secrets Manager was not read.
+    const from = ctx.fetchingCredentials?.();
+    return from === undefined ? aborted : new ProviderError(aborted.kind, `${aborted.message} while getting credentials from ${from}`);
+  }
 
   const err = (typeof e === 'object' && e !== null ? e : { message: String(e) }) as SdkError;
   const code = typeof err.name === 'string' ? err.name : 'Error';

@@ -19,7 +19,7 @@ import { DsoError } from '../../src/errors.ts';
 import { ProviderError, type Provider } from '../../src/providers/contract.ts';
 import { ProviderHost } from '../../src/providers/host.ts';
 import { ProviderSet, resolveProviderSecrets } from '../../src/providers/resolver.ts';
-import { awsJsonError, deadUrl, startImds, startMoto, startProxy, type AwsKeys, type Imds, type Moto, type Proxy, type SessionKeys } from '../fakes/aws/moto.ts';
+import { awsJsonError, deadUrl, startContainerCredentials, startImds, startMoto, startProxy, type AwsKeys, type ContainerCredentials, type Imds, type Moto, type Proxy, type SessionKeys } from '../fakes/aws/moto.ts';
 import { startSsoPortal, writeSsoTokenCache, type SsoPortal } from '../fakes/aws/sso-portal.ts';
 
 const canary = (label: string) => `${label}-${randomBytes(10).toString('hex')}`;
@@ -38,6 +38,7 @@ const READ_POLICY = [{ Effect: 'Allow' as const, Action: ['secretsmanager:GetSec
 let moto: Moto;
 let proxy: Proxy;
 let imds: Imds;
+let pod: ContainerCredentials;
 let sso: SsoPortal;
 let dir: string;
 let reader: AwsKeys;
@@ -72,11 +73,12 @@ beforeAll(async () => {
   await moto.enforceIam();
   proxy = startProxy(moto.url);
   imds = startImds(roleSession);
+  pod = startContainerCredentials(roleSession);
   sso = startSsoPortal(roleSession, { roleName: 'DsoReader' });
 });
 
 afterAll(async () => {
-  await Promise.all([proxy?.stop(), imds?.stop(), sso?.stop()]);
+  await Promise.all([proxy?.stop(), imds?.stop(), pod?.stop(), sso?.stop()]);
   await moto?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -495,6 +497,53 @@ describe('auth methods', () => {
   });
 });
 
+describe('the container credentials endpoint (ECS, EKS Pod Identity)', () => {
+  const iam = () => parse({ region: moto.region, endpoint: moto.url, auth: { method: 'iam' } });
+  const start = (config: AwsConfig, env: Record<string, string>) => createProvider(config, { name: 'aws', env, log: () => {} });
+
+  test('iam: the token file wins over the variable, as in the SDK; a wrong token is auth and the token is not quoted', async () => {
+    const tokenFile = join(dir, 'pod-identity-token');
+    writeFileSync(tokenFile, pod.token);
+    const before = pod.requests.length;
+    const p = await start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: pod.url, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'not-the-pod-token-0000' });
+    expect(text((await p.get('app/plain', opts())).value)).toBe(VALUES.plain);
+    expect(pod.requests.slice(before)).toEqual([`GET ${new URL(pod.url).pathname}`]);
+    const wrong = await start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: pod.url, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'not-the-pod-token-0000' });
+    const e = await failure(wrong.get('app/plain', opts()));
+    expect(e.kind).toBe('auth');
+    expect(e.message).toContain('the container credentials endpoint refused to give credentials (HTTP 401)');
+    expect(e.message).not.toContain('not-the-pod-token-0000');
+    const missing = await start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: pod.url, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, 'no-such-token') });
+    expect((await failure(missing.get('app/plain', opts()))).kind).toBe('auth');
+  });
+
+  test('a FULL_URI over http to a host the SDK does not allow is config; https, loopback and the ECS and EKS hosts are taken', async () => {
+    for (const url of ['http://10.0.0.5/creds', 'http://example.com/creds', 'http://169.254.169.254/creds', 'ftp://127.0.0.1/creds']) {
+      const e = await failure(start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: url }));
+      expect(e.kind).toBe('config');
+      expect(e.message).toContain('AWS_CONTAINER_CREDENTIALS_FULL_URI must be https');
+    }
+    for (const url of ['https://creds.example.com/v1', 'http://127.0.0.2:8080/v1', 'http://localhost/v1', 'http://[::1]/v1', 'http://169.254.170.2/v2/creds', 'http://169.254.170.23/v1/credentials', 'http://[fd00:ec2::23]/v1/credentials']) {
+      const p = await start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: url });
+      await p.close!();
+    }
+    const e = await failure(start(iam(), { AWS_CONTAINER_CREDENTIALS_FULL_URI: pod.url, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'a\r\nX-Injected: 1' }).then((p) => p.get('app/plain', opts())));
+    expect(e.kind).toBe('config');
+  });
+
+  test('default chain, in a Worker: no keys or files, so the container endpoint, before the instance metadata service', async () => {
+    const before = imds.requests.length;
+    const env = { AWS_CONTAINER_CREDENTIALS_FULL_URI: pod.url, AWS_CONTAINER_AUTHORIZATION_TOKEN: pod.token, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url, HOME: join(dir, 'empty-home') };
+    const h = await host('worker', { region: moto.region, endpoint: moto.url, auth: { method: 'default' } }, env);
+    expect(text((await h.get('app/plain')).value.expose())).toBe(VALUES.plain);
+    expect(imds.requests.length).toBe(before);
+    const down = await host('worker', { region: moto.region, endpoint: moto.url, auth: { method: 'default' } }, { ...env, AWS_CONTAINER_CREDENTIALS_FULL_URI: `${await deadUrl()}/v1/credentials` });
+    const e = await failure(down.get('app/plain'));
+    expect(e.kind).toBe('unavailable');
+    expect(e.message).toContain('cannot reach the container credentials endpoint');
+  });
+});
+
 describe('across the boundary', () => {
   test('static keys in a Worker and in a process: values, errors and timeouts keep their kinds', async () => {
     for (const isolation of ['worker', 'process'] as const) {
@@ -531,6 +580,8 @@ test('no error message carried a credential or a secret value', () => {
     roleSession.secretAccessKey,
     roleSession.sessionToken,
     sso.accessToken,
+    pod.token,
+    'not-the-pod-token-0000',
     'a-wrong-secret-access-key-000000',
     'the-wrong-secret-key-0123456789',
     'not-a-real-secret-key-0123456789',

@@ -345,3 +345,49 @@ export async function deadUrl(): Promise<string> {
   await server.stop(true);
   return `http://127.0.0.1:${port}`;
 }
+
+export interface ContainerCredentials {
+  /** The value for AWS_CONTAINER_CREDENTIALS_FULL_URI (a loopback address, which the SDK allows over http). */
+  url: string;
+  /** The value for AWS_CONTAINER_AUTHORIZATION_TOKEN (or the content of its token file). */
+  token: string;
+  /** What was asked, as "METHOD PATH" lines. */
+  readonly requests: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A fake container credentials endpoint, as the EKS Pod Identity agent serves it: GET on the path
+ * in AWS_CONTAINER_CREDENTIALS_FULL_URI with the pod's token in the Authorization header gives the
+ * role's temporary credentials in the documented JSON form; a missing or wrong token is 401.
+ */
+export function startContainerCredentials(credentials: SessionKeys, token = `pod-identity-token-${crypto.randomUUID()}`): ContainerCredentials {
+  const path = '/v1/credentials';
+  const requests: string[] = [];
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch(req) {
+      const url = new URL(req.url);
+      requests.push(`${req.method} ${url.pathname}`);
+      if (req.method !== 'GET') return new Response('', { status: 405 });
+      if (req.headers.get('authorization') !== token) return Response.json({ Code: 'AccessDeniedException', Message: 'invalid token' }, { status: 401 });
+      if (url.pathname !== path) return Response.json({ Code: 'NotFound', Message: 'no such path' }, { status: 404 });
+      return Response.json({
+        AccessKeyId: credentials.accessKeyId,
+        SecretAccessKey: credentials.secretAccessKey,
+        Token: credentials.sessionToken,
+        AccountId: ACCOUNT,
+        Expiration: credentials.expiration.toISOString().replace(/\.\d+Z$/, 'Z'),
+      });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}${path}`,
+    token,
+    requests,
+    async stop() {
+      await server.stop(true);
+    },
+  };
+}
