@@ -1,7 +1,8 @@
 // AWS Secrets Manager, Azure Key Vault and Huawei CSMS behind a fault proxy that is down, hangs,
 // or answers garbage (HTML, a truncated or cut body, an endless body, JSON of the wrong shape, a
 // 502 page), through a real ProviderHost in a Worker and in a child process, for the data call and
-// for the login (the instance metadata services, Entra ID): every call ends by its timeout in a
+// for the login (the instance metadata services, the container credentials endpoint, the default
+// chain falling through to the instance metadata service, Entra ID): every call ends by its timeout in a
 // ProviderError that says the backend is at fault, in a short message naming the backend, with
 // nothing of the broken answer, a credential or a value in it; and once the backend is back, the
 // same host reads the right value again.
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../../src/config/load.ts';
 import { ProviderError, type ProviderErrorKind } from '../../../src/providers/contract.ts';
 import { ProviderHost } from '../../../src/providers/host.ts';
-import { startImds, startMoto, type AwsKeys, type Imds, type Moto, type SessionKeys } from '../../fakes/aws/moto.ts';
+import { startContainerCredentials, startImds, startMoto, type AwsKeys, type ContainerCredentials, type Imds, type Moto, type SessionKeys } from '../../fakes/aws/moto.ts';
 import { startFakeAzure, type FakeAzure } from '../../fakes/azure/index.ts';
 import { startCsmsFake, startMetadataFake, type CsmsFake, type MetadataFake } from '../../fakes/huawei/index.ts';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultProxyOptions } from './fault-proxy.ts';
@@ -138,17 +139,22 @@ describe('AWS Secrets Manager', () => {
   const READ_POLICY = [{ Effect: 'Allow' as const, Action: ['secretsmanager:GetSecretValue'], Resource: '*' }];
   let moto: Moto;
   let imds: Imds;
+  let pod: ContainerCredentials;
   let reader: AwsKeys;
   let role: SessionKeys;
   let data: FaultProxy;
   let metadata: FaultProxy;
+  let container: FaultProxy;
   const backend: Backend = {
     name: 'aws',
-    names: /Secrets Manager|metadata service/,
+    names: /Secrets Manager|metadata service|container credentials endpoint/,
     path: 'app/db',
     value: () => VALUE,
-    needles: () => [VALUE, reader.secretAccessKey, role.secretAccessKey, role.sessionToken],
+    needles: () => [VALUE, reader.secretAccessKey, role.secretAccessKey, role.sessionToken, pod.token],
   };
+  // A failed login names the credential source, a hang included, not only Secrets Manager.
+  const viaImds: Backend = { ...backend, names: /the instance metadata service/ };
+  const viaContainer: Backend = { ...backend, names: /the container credentials endpoint/ };
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -160,8 +166,11 @@ describe('AWS Secrets Manager', () => {
     // SigV4 signs the Host header: the proxy must pass the client's on.
     data = await proxy(moto.url, { keepHost: true, wrongShape: (bait) => ({ ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf', Name: 'app/db', VersionId: 42, SecretString: { value: bait } }) });
     metadata = await proxy(imds.url, { wrongShape: (bait) => ({ Code: 'Success', Type: 'AWS-HMAC', AccessKeyId: { id: bait }, Expiration: 'soon' }) });
+    pod = startContainerCredentials(role);
+    container = await proxy(new URL(pod.url).origin, { wrongShape: (bait) => ({ AccessKeyId: { id: bait }, SecretAccessKey: 42, Token: bait, Expiration: 'soon' }) });
   });
   afterAll(async () => {
+    await pod?.stop();
     await imds?.stop();
     await moto?.stop();
   });
@@ -186,7 +195,31 @@ describe('AWS Secrets Manager', () => {
         test(fault, async () => {
           // A new provider each time: it keeps the role's credentials once it has them.
           const h = await host('aws', isolation, { region: moto.region, endpoint: data.url, auth: { method: 'iam' } }, { AWS_EC2_METADATA_SERVICE_ENDPOINT: metadata.url });
-          await attack(h, backend, metadata, fault);
+          await attack(h, viaImds, metadata, fault);
+        });
+      }
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the container credentials endpoint (auth: iam, EKS Pod Identity)`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          const env = { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${container.url}${new URL(pod.url).pathname}`, AWS_CONTAINER_AUTHORIZATION_TOKEN: pod.token };
+          const h = await host('aws', isolation, { region: moto.region, endpoint: data.url, auth: { method: 'iam' } }, env);
+          await attack(h, viaContainer, container, fault);
+        });
+      }
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the default chain with no keys, files or profile: the instance metadata service`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: metadata.url, HOME: join(dir, 'empty-home') };
+          const h = await host('aws', isolation, { region: moto.region, endpoint: data.url, auth: { method: 'default' } }, env);
+          await attack(h, viaImds, metadata, fault);
         });
       }
     });
@@ -272,8 +305,8 @@ describe('Huawei CSMS', () => {
   let metadata: FaultProxy;
   const backend: Backend = {
     name: 'huawei',
-    // A login that hangs while the provider starts is reported by the host, which knows no more.
-    names: /CSMS|metadata service|not ready \(logged in\)/,
+    // A login that hangs names the metadata service too, not only that the provider was not ready.
+    names: /CSMS|metadata service/,
     path: 'app-db',
     value: () => VALUE,
     needles: () => [VALUE, SK, ...(ecs.current ? [ecs.current.secret, ecs.current.securitytoken] : [])],
