@@ -1,7 +1,7 @@
-// `auth: { method: profile | sso }`: a named profile of the shared AWS files, resolved by the SDK
-// (static keys, assume role, credential_process, web identity, or IAM Identity Center for sso).
-// The files are the ones dso.yaml names, else those the provider's environment points at
-// (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, HOME), never DSO's own environment.
+// `auth: { method: profile }`: a named profile of the shared AWS files, resolved by the SDK
+// (static keys, assume role, credential_process, web identity, IAM Identity Center). The files
+// (found here for `method: sso` too) are the ones dso.yaml names, else those the provider's
+// environment points at (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, HOME), never DSO's own.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
@@ -22,10 +22,7 @@ export function sharedFiles(auth: ProfileAuth, env: Readonly<Record<string, stri
   };
 }
 
-export async function profileCredentials(auth: ProfileAuth, env: Readonly<Record<string, string>>): Promise<AwsCredentialIdentityProvider> {
-  const { fromIni, fromSSO } = await import('@aws-sdk/credential-providers');
-  const files = sharedFiles(auth, env);
-  // The SSO token cache (~/.aws/sso/cache) is found by the SDK from HOME in this Worker's or
-  // process's environment, which DSO sets to the provider's own.
-  return auth.method === 'sso' ? fromSSO({ profile: auth.profile, ...files }) : fromIni({ profile: auth.profile, ...files, ignoreCache: true });
+export async function profileCredentials(auth: Extract<ProfileAuth, { method: 'profile' }>, env: Readonly<Record<string, string>>): Promise<AwsCredentialIdentityProvider> {
+  const { fromIni } = await import('@aws-sdk/credential-providers');
+  return fromIni({ profile: auth.profile, ...sharedFiles(auth, env), ignoreCache: true });
 }

@@ -8,6 +8,7 @@ import { sanitize } from '../../src/providers/sanitize.ts';
 import { untilAborted } from '../../src/abortable.ts';
 import { defaultChain, machineRole, roleSource } from './auth_chain.ts';
 import { profileCredentials } from './auth_profile.ts';
+import { ssoCredentials } from './auth_sso.ts';
 import { staticKeys } from './auth_static.ts';
 import { CURRENT_STAGE, type AwsAuthConfig, type AwsConfig } from './config.ts';
 import { awsError, type AwsErrorContext } from './errors.ts';
@@ -42,7 +43,7 @@ async function credentialsFor(auth: AwsAuthConfig, env: Readonly<Record<string, 
     case 'profile':
       return { ...labelled(await profileCredentials(auth, env), `profile ${auth.profile}`), known: [] };
     case 'sso':
-      return { ...labelled(await profileCredentials(auth, env), `SSO profile ${auth.profile}`), known: [] };
+      return { ...labelled(await ssoCredentials(auth, env), `SSO profile ${auth.profile}`), known: [] };
     case 'iam':
       return { ...labelled(await machineRole(env), roleSource(env)), known: [] };
     case 'default': {
