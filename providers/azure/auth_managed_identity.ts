@@ -3,6 +3,24 @@
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import type { CredentialOptions } from './auth_options.ts';
 
+/** The Instance Metadata Service of an Azure VM, where MSAL asks when no variable says otherwise. */
+const IMDS_HOST = 'http://169.254.169.254';
+
+/**
+ * Where the SDK will ask for a token, by the same variables and in the same order MSAL Node
+ * reads them (Service Fabric, App Service and Arc's IDENTITY_ENDPOINT, Cloud Shell's and Machine
+ * Learning's MSI_ENDPOINT, else IMDS or the pod identity host standing in for it): the host whose
+ * answers tell a broken endpoint from a refusal.
+ */
+export function identityEndpointHost(env: Readonly<Record<string, string>>): string {
+  const endpoint = env.IDENTITY_ENDPOINT || env.MSI_ENDPOINT || env.AZURE_POD_IDENTITY_AUTHORITY_HOST || IMDS_HOST;
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return endpoint;
+  }
+}
+
 /**
  * The SDK (MSAL Node) finds the identity endpoint through IDENTITY_ENDPOINT, IDENTITY_HEADER,
  * AZURE_POD_IDENTITY_AUTHORITY_HOST... in the process environment, and cannot be given them

@@ -23,14 +23,14 @@ export const createProvider: CreateProvider<AzureConfig> = async (config, ctx) =
   const vaultUrl = new URL(config.vault_url);
   const vaultHost = vaultUrl.host;
   const httpClient = recordFailures(config.tls === undefined ? createDefaultHttpClient() : caClient(config.tls.ca_cert, proxySettings(ctx.env)), { valueHost: vaultHost });
-  const { credential, secrets, authorityHost, loggingIn } = buildCredential(config, ctx.env, httpClient);
-  const loginHost = new URL(authorityHost).host;
+  const { credential, secrets, loginHost, loginService, loggingIn } = buildCredential(config, ctx.env, httpClient);
   const errors = {
     // Values of the provider's variables are credentials too (the host scrubs them as well).
     known: [...secrets, ...Object.values(ctx.env).filter((x) => x.length >= 8)],
     loginFailure: () => httpClient.failureFor(loginHost),
     loginAnswer: () => httpClient.answerFor(loginHost),
     loggingIn,
+    ...(loginService === undefined ? {} : { loginService }),
   };
   const client = new SecretClient(config.vault_url, credential, {
     httpClient,

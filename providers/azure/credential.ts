@@ -6,7 +6,7 @@ import { ProviderError } from '../../src/providers/contract.ts';
 import { clientCertificateCredential } from './auth_client_certificate.ts';
 import { clientSecretCredential } from './auth_client_secret.ts';
 import { defaultCredential } from './auth_default.ts';
-import { managedIdentityCredential } from './auth_managed_identity.ts';
+import { identityEndpointHost, managedIdentityCredential } from './auth_managed_identity.ts';
 import { credentialOptions } from './auth_options.ts';
 import { workloadIdentityCredential } from './auth_workload_identity.ts';
 import { isKeyVaultScope, PUBLIC_AUTHORITY_HOST } from './clouds.ts';
@@ -18,6 +18,10 @@ export interface BuiltCredential {
   secrets: string[];
   /** The Entra ID host logins go to. */
   authorityHost: string;
+  /** The host that answers this method's logins: the authority host, or the managed identity endpoint's. */
+  loginHost: string;
+  /** What messages call the login service when it is not Entra ID itself. */
+  loginService?: string;
   /** Whether a token is being asked for now. */
   loggingIn(): boolean;
 }
@@ -26,10 +30,10 @@ export function buildCredential(config: AzureConfig, env: Readonly<Record<string
   const auth = config.auth;
   const authorityHost = config.authority_host ?? (auth.method === 'default' ? env.AZURE_AUTHORITY_HOST : undefined) ?? PUBLIC_AUTHORITY_HOST;
   const options = credentialOptions(authorityHost, httpClient);
-  let built: Omit<BuiltCredential, 'authorityHost' | 'loggingIn'>;
+  let built: Omit<BuiltCredential, 'authorityHost' | 'loginHost' | 'loggingIn'>;
   switch (auth.method) {
     case 'managed_identity':
-      built = { credential: managedIdentityCredential(auth.client_id, options), secrets: [] };
+      built = { credential: managedIdentityCredential(auth.client_id, options), secrets: [], loginService: 'the managed identity endpoint' };
       break;
     case 'client_secret':
       built = clientSecretCredential(auth, env, options);
@@ -55,7 +59,14 @@ export function buildCredential(config: AzureConfig, env: Readonly<Record<string
       }
     },
   };
-  return { credential: keyVaultOnly(counted, new URL(config.vault_url).hostname), secrets: built.secrets, authorityHost, loggingIn: () => pending > 0 };
+  return {
+    credential: keyVaultOnly(counted, new URL(config.vault_url).hostname),
+    secrets: built.secrets,
+    authorityHost,
+    loginHost: auth.method === 'managed_identity' ? identityEndpointHost(env) : new URL(authorityHost).host,
+    ...(built.loginService === undefined ? {} : { loginService: built.loginService }),
+    loggingIn: () => pending > 0,
+  };
 }
 
 /**

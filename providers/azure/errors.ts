@@ -26,6 +26,8 @@ export interface ErrorContext {
   loginAnswer?: () => LastAnswer | undefined;
   /** Whether a login was under way (a call that timed out then was waiting for Entra ID). */
   loggingIn?: () => boolean;
+  /** The login service when it is not Entra ID (the managed identity endpoint), for messages. */
+  loginService?: string;
 }
 
 /** `what` says what was being done ("reading secret db-password from NAME.vault.azure.net"). */
@@ -33,7 +35,8 @@ export function toProviderError(e: unknown, what: string, signal: AbortSignal | 
   if (e instanceof ProviderError) return e;
   if (signal?.aborted) {
     const aborted = abortError(signal, what);
-    return new ProviderError(aborted.kind, `${aborted.message} ${context.loggingIn?.() ? 'while logging in to Entra ID' : 'waiting for Key Vault'}`);
+    const login = context.loginService === undefined ? 'while logging in to Entra ID' : `while getting a token from ${context.loginService}`;
+    return new ProviderError(aborted.kind, `${aborted.message} ${context.loggingIn?.() ? login : 'waiting for Key Vault'}`);
   }
   const err = (typeof e === 'object' && e !== null ? e : {}) as SdkError;
   const clean = (text: string) => sanitize(firstLine(text), context.known);
@@ -73,10 +76,11 @@ function fromLoginError(err: SdkError, what: string, clean: (s: string) => strin
   const answer = failure === undefined ? context.loginAnswer?.() : undefined;
   const answerFailed = answer !== undefined && (answer.status >= 500 || answer.status === 429);
   const answerGarbage = answer !== undefined && answer.status < 300 && answer.unreadable !== undefined;
+  const service = context.loginService ?? 'the login service';
   if (msalCode === 'network_error' || networkCause(err) || status >= 500 || status === 429) {
     // MSAL calls an answer it cannot parse a network error too.
-    if (answerGarbage) return new ProviderError('invalid_response', `${what}: the login service answered HTTP ${answer.status}, ${answer.unreadable}, not Entra ID's JSON`);
-    return new ProviderError('unavailable', `${what}: the login service could not be reached or failed${failure ? ` (${clean(failure)})` : status ? ` (HTTP ${status})` : answerFailed ? ` (HTTP ${answer.status})` : ''}`);
+    if (answerGarbage) return new ProviderError('invalid_response', `${what}: ${service} answered HTTP ${answer.status}, ${answer.unreadable}, not ${context.loginService === undefined ? "Entra ID's JSON" : 'a token'}`);
+    return new ProviderError('unavailable', `${what}: ${service} could not be reached or failed${failure ? ` (${clean(failure)})` : status ? ` (HTTP ${status})` : answerFailed ? ` (HTTP ${answer.status})` : ''}`);
   }
   if (msalCode === 'endpoints_resolution_error') {
     if (failure) return new ProviderError('unavailable', `${what}: Entra ID could not be reached (${clean(failure)})`);
@@ -91,6 +95,11 @@ function fromLoginError(err: SdkError, what: string, clean: (s: string) => strin
   const otherTenant = /not configured to acquire tokens for tenant (\S+?)\.(?:\s|$)/.exec(message)?.[1];
   if (otherTenant !== undefined) {
     return new ProviderError('auth', `${what}: the vault belongs to tenant ${otherTenant}, not to the tenant_id DSO logs in to; fix tenant_id`);
+  }
+  // A managed identity endpoint that answered success and still gave no token answered garbage
+  // (MSAL fails on a wrong shape with a TypeError of its own); it has no other input to blame.
+  if (context.loginService !== undefined && answer !== undefined && answer.status < 300) {
+    return new ProviderError('invalid_response', `${what}: ${service} answered HTTP ${answer.status}${answer.unreadable ? `, ${answer.unreadable},` : ''} with no usable token`);
   }
   // MSAL's server errors read "code: Error(s): ... - Description: what happened - Correlation ID: ...".
   const description = err.errorResponse?.errorDescription ?? /Description: (.*?)(?: - Correlation ID:| - Trace ID:|$)/m.exec(message)?.[1];
