@@ -2,19 +2,21 @@
 // or answers garbage (HTML, a truncated or cut body, an endless body, JSON of the wrong shape, a
 // 502 page), through a real ProviderHost in a Worker and in a child process, for the data call and
 // for the login (the instance metadata services, the container credentials endpoint, the default
-// chain falling through to the instance metadata service, Entra ID): every call ends by its timeout in a
+// chain falling through to the instance metadata service, the AWS SSO portal, Entra ID, Azure's
+// managed identity endpoint): every call ends by its timeout in a
 // ProviderError that says the backend is at fault, in a short message naming the backend, with
 // nothing of the broken answer, a credential or a value in it; and once the backend is back, the
 // same host reads the right value again.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../../src/config/load.ts';
 import { ProviderError, type ProviderErrorKind } from '../../../src/providers/contract.ts';
 import { ProviderHost } from '../../../src/providers/host.ts';
 import { startContainerCredentials, startImds, startMoto, type AwsKeys, type ContainerCredentials, type Imds, type Moto, type SessionKeys } from '../../fakes/aws/moto.ts';
+import { startSsoPortal, writeSsoTokenCache, type SsoPortal } from '../../fakes/aws/sso-portal.ts';
 import { startFakeAzure, type FakeAzure } from '../../fakes/azure/index.ts';
 import { startCsmsFake, startMetadataFake, type CsmsFake, type MetadataFake } from '../../fakes/huawei/index.ts';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultProxyOptions } from './fault-proxy.ts';
@@ -145,16 +147,19 @@ describe('AWS Secrets Manager', () => {
   let data: FaultProxy;
   let metadata: FaultProxy;
   let container: FaultProxy;
+  let sso: SsoPortal;
+  let portal: FaultProxy;
   const backend: Backend = {
     name: 'aws',
-    names: /Secrets Manager|metadata service|container credentials endpoint/,
+    names: /Secrets Manager|metadata service|container credentials endpoint|SSO/,
     path: 'app/db',
     value: () => VALUE,
-    needles: () => [VALUE, reader.secretAccessKey, role.secretAccessKey, role.sessionToken, pod.token],
+    needles: () => [VALUE, reader.secretAccessKey, role.secretAccessKey, role.sessionToken, pod.token, sso.accessToken],
   };
   // A failed login names the credential source, a hang included, not only Secrets Manager.
   const viaImds: Backend = { ...backend, names: /the instance metadata service/ };
   const viaContainer: Backend = { ...backend, names: /the container credentials endpoint/ };
+  const viaSso: Backend = { ...backend, names: /SSO profile dev/ };
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -168,8 +173,11 @@ describe('AWS Secrets Manager', () => {
     metadata = await proxy(imds.url, { wrongShape: (bait) => ({ Code: 'Success', Type: 'AWS-HMAC', AccessKeyId: { id: bait }, Expiration: 'soon' }) });
     pod = startContainerCredentials(role);
     container = await proxy(new URL(pod.url).origin, { wrongShape: (bait) => ({ AccessKeyId: { id: bait }, SecretAccessKey: 42, Token: bait, Expiration: 'soon' }) });
+    sso = startSsoPortal(role);
+    portal = await proxy(sso.url, { wrongShape: (bait) => ({ roleCredentials: { accessKeyId: { id: bait }, secretAccessKey: 42, sessionToken: bait, expiration: 'soon' } }) });
   });
   afterAll(async () => {
+    await sso?.stop();
     await pod?.stop();
     await imds?.stop();
     await moto?.stop();
@@ -214,6 +222,27 @@ describe('AWS Secrets Manager', () => {
   }
 
   for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the SSO portal's GetRoleCredentials (auth: sso)`, () => {
+      // The profile and the token cache `aws sso login` leaves, as aws.test.ts writes them.
+      const ssoHome = () => {
+        const home = join(dir, 'home-sso');
+        const startUrl = 'https://dso-garbage.awsapps.com/start';
+        mkdirSync(join(home, '.aws'), { recursive: true });
+        writeFileSync(join(home, '.aws', 'config'), `[profile dev]\nsso_start_url = ${startUrl}\nsso_region = ${moto.region}\nsso_account_id = ${sso.accountId}\nsso_role_name = ${sso.roleName}\n`);
+        writeSsoTokenCache(home, startUrl, moto.region, sso.accessToken, new Date(Date.now() + 3600_000));
+        return home;
+      };
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          const entry = { region: moto.region, endpoint: data.url, auth: { method: 'sso', profile: 'dev' }, env: ['AWS_ENDPOINT_URL_SSO'] };
+          const h = await host('aws', isolation, entry, { HOME: ssoHome(), AWS_ENDPOINT_URL_SSO: portal.url });
+          await attack(h, viaSso, portal, fault);
+        });
+      }
+    });
+  }
+
+  for (const isolation of ['worker', 'process'] as const) {
     describe(`isolation: ${isolation}, the default chain with no keys, files or profile: the instance metadata service`, () => {
       for (const fault of FAULTS) {
         test(fault, async () => {
@@ -234,13 +263,17 @@ describe('Azure Key Vault', () => {
   let vault: FaultProxy;
   let entra: FaultProxy;
   let tokenEndpoint: FaultProxy;
+  let identity: FaultProxy;
   const backend: Backend = {
     name: 'azure',
     names: /Key Vault|vault|login|Entra/,
     path: 'app-db',
     value: () => VALUE,
-    needles: () => [VALUE, SP_SECRET, ...azure.entra.tokens.all()],
+    needles: () => [VALUE, SP_SECRET, azure.entra.identityHeader, ...azure.entra.tokens.all()],
   };
+  // A failed managed identity login names the identity endpoint, not Entra ID, which it never asked.
+  const viaIdentity: Backend = { ...backend, names: /managed identity/ };
+  const MI_SYSTEM = '0a1b2c3d-0000-4000-8000-0000000000b2';
 
   beforeAll(async () => {
     azure = await startFakeAzure();
@@ -252,6 +285,9 @@ describe('Azure Key Vault', () => {
     const wrongShape = (bait: string) => ({ token_type: 'Bearer', access_token: { token: bait }, expires_in: 'soon', token_endpoint: 42 });
     entra = await proxy(azure.authorityHost, { ...tls, rewriteOrigin: true, wrongShape });
     tokenEndpoint = await proxy(azure.authorityHost, { ...tls, rewriteOrigin: true, wrongShape, only: /\/oauth2\/v2\.0\/token$/ });
+    azure.entra.setManagedIdentities(MI_SYSTEM, []);
+    // The identity endpoint (App Service's, IMDS's) is plain HTTP on the host or the link-local address.
+    identity = await proxy(azure.entra.imdsHost, { wrongShape: (bait) => ({ access_token: { token: bait }, expires_on: 'soon', resource: 42, token_type: 'Bearer' }) });
   });
   afterAll(() => azure?.stop());
 
@@ -284,6 +320,28 @@ describe('Azure Key Vault', () => {
       }
     });
   }
+
+  const miEntry = () => ({ vault_url: vault.url, tls: { ca_cert: azure.caFile }, auth: { method: 'managed_identity' } });
+  for (const isolation of ['worker', 'process'] as const) {
+    describe(`isolation: ${isolation}, the managed identity endpoint (auth: managed_identity, App Service)`, () => {
+      for (const fault of FAULTS) {
+        test(fault, async () => {
+          const env = { IDENTITY_ENDPOINT: `${identity.url}${new URL(azure.entra.identityEndpoint).pathname}`, IDENTITY_HEADER: azure.entra.identityHeader };
+          const h = await host('azure', isolation, miEntry(), env);
+          await attack(h, viaIdentity, identity, fault);
+        });
+      }
+    });
+  }
+
+  describe('isolation: worker, the managed identity endpoint (auth: managed_identity, IMDS through AZURE_POD_IDENTITY_AUTHORITY_HOST)', () => {
+    for (const fault of FAULTS) {
+      test(fault, async () => {
+        const h = await host('azure', 'worker', miEntry(), { AZURE_POD_IDENTITY_AUTHORITY_HOST: identity.url });
+        await attack(h, viaIdentity, identity, fault);
+      });
+    }
+  });
 
   describe('isolation: worker, the Entra ID login (client secret): its token endpoint', () => {
     for (const fault of FAULTS) {
