@@ -1,7 +1,8 @@
 // The compiled binary as users meet it: installed as a Docker CLI plugin, help on every command,
 // the vault commands with hidden prompts on a real terminal (tmux), and concurrent writers.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PASSPHRASE, DOCKER_CONFIG, DSO_BIN, canary, dso, run, sandbox, type Sandbox } from './support.ts';
 
@@ -169,15 +170,26 @@ interface Terminal {
   done(): Promise<void>;
 }
 
-/** Runs the binary on a real terminal (tmux) with exactly `env`, for hidden-prompt tests. */
+/**
+ * Runs the binary on a real terminal (tmux) with exactly `env`, for hidden-prompt tests. Each
+ * terminal has a tmux server of its own (-S): a session started right after the last one of a
+ * shared server was killed can reach that server while it exits, and be lost with it (seen once
+ * in CI: an empty screen for 10 s).
+ */
 async function terminal(args: string[], env: Record<string, string>): Promise<Terminal> {
   const name = `dso-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const socket = join(tmpdir(), `${name}.tmux`);
+  const tmux = (...a: string[]) => ['tmux', '-S', socket, ...a];
   const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
   const envArgs = Object.entries(env).map(([k, v]) => quote(`${k}=${v}`));
   const shell = `env -i ${envArgs.join(' ')} ${args.map(quote).join(' ')}; echo "[exit $?]"; sleep 30`;
   const base = { env: { PATH: process.env.PATH ?? '', HOME: env.HOME ?? '/root', TERM: 'xterm' } };
-  await run(['tmux', 'new-session', '-d', '-s', name, '-x', '160', '-y', '20', shell], base);
-  const capture = async () => (await run(['tmux', 'capture-pane', '-p', '-t', name], base)).stdout;
+  const started = await run(tmux('new-session', '-d', '-s', name, '-x', '160', '-y', '20', shell), base);
+  if (started.code !== 0) throw new Error(`tmux could not start a terminal (exit ${started.code}): ${started.stderr}`);
+  const capture = async () => {
+    const r = await run(tmux('capture-pane', '-p', '-t', name), base);
+    return r.code === 0 ? r.stdout : `(tmux capture-pane failed, exit ${r.code}: ${r.stderr.trim()})`;
+  };
   const waitFor = async (text: string) => {
     for (let i = 0; i < 100; i++) {
       if ((await capture()).includes(text)) return;
@@ -188,14 +200,17 @@ async function terminal(args: string[], env: Record<string, string>): Promise<Te
   return {
     waitFor,
     send: async (keys) => {
-      await run(['tmux', 'send-keys', '-t', name, '-l', keys], base);
-      await run(['tmux', 'send-keys', '-t', name, 'Enter'], base);
+      await run(tmux('send-keys', '-t', name, '-l', keys), base);
+      await run(tmux('send-keys', '-t', name, 'Enter'), base);
     },
     screen: async () => {
       await waitFor('[exit ');
       return capture();
     },
-    done: async () => void (await run(['tmux', 'kill-session', '-t', name], base)),
+    done: async () => {
+      await run(tmux('kill-server'), base);
+      rmSync(socket, { force: true });
+    },
   };
 }
 
