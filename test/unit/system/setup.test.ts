@@ -212,6 +212,18 @@ describe('the plan', () => {
     expect(plan.unitText).toMatch(/^SystemCallFilter=@chown$/m);
   });
 
+  test('the admin socket and a metrics socket: their directories are the agent\'s, their groups joined, and each group must exist', async () => {
+    const c = await parseConfig(`agent:\n  socket: { group: dso-users, admin: { path: /run/dso/admin.sock, group: dso-admins } }\n  metrics: { address: "unix:/run/dso-metrics/metrics.sock", group: prometheus }\n`, 'dso.yaml');
+    expect(() => planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['prometheus', 1202]] }) }), LAYOUT, OPTIONS)).toThrow('agent.socket.admin.group: there is no group "dso-admins" on this host');
+    expect(() => planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['dso-admins', 1201]] }) }), LAYOUT, OPTIONS)).toThrow('agent.metrics.group: there is no group "prometheus" on this host');
+    const plan = planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['dso-admins', 1201], ['prometheus', 1202]] }) }), LAYOUT, OPTIONS);
+    expect(plan.unitText).toMatch(/^SupplementaryGroups=dso-users dso-admins prometheus$/m);
+    expect(plan.unitText).toMatch(/^RuntimeDirectory=dso dso-metrics$/m);
+    expect(plan.unitText).toMatch(/^SystemCallFilter=@chown$/m);
+    const inRun = await parseConfig(`agent:\n  socket: { admin: { path: /run/admin.sock } }\n`, 'dso.yaml');
+    expect(() => planSetup(inRun, freshHost(), LAYOUT, OPTIONS)).toThrow('agent.socket.admin.path /run/admin.sock is directly in /run');
+  });
+
   test('refused before any change: not root, no systemd, a socket directly in /run', async () => {
     const code = (fn: () => unknown) => {
       try {
