@@ -19,7 +19,7 @@ import { createApi } from './api.ts';
 import { SecretCache } from './cache.ts';
 import { Rotator } from './rotator.ts';
 import { AgentService } from './service.ts';
-import { MAX_SIGNATURE_AGE_MS, startWebhookServer, type WebhookServer } from './webhook.ts';
+import { MAX_SIGNATURE_AGE_MS, startWebhookServer, WebhookKey, type WebhookServer } from './webhook.ts';
 import { splitAddress } from '../config/units.ts';
 import { TCP_ADDRESS, UNIX_ADDRESS } from '../config/agent.ts';
 import { ReplayMemory } from './replay.ts';
@@ -179,6 +179,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         await current?.server.stop();
       };
     }
+    // The key is checked first: a variable that is not set leaves the old listener untouched.
+    WebhookKey.fromEnv(options.env, want.webhook_secret_env ?? '');
     await current.server.stop();
     try {
       webhook = listen(want);
@@ -194,7 +196,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     return async () => {};
   };
 
-  const reload = async (): Promise<boolean> => {
+  const reloadOnce = async (): Promise<boolean> => {
     const failed = (e: unknown) => {
       log.error('Configuration reload failed; keeping the running configuration', { reason: e instanceof Error ? e.message : String(e) });
       return false;
@@ -244,12 +246,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     return true;
   };
 
+  let reloading: Promise<boolean> = Promise.resolve(true);
   return {
     socketPath,
     ...(metricsServer && metricsSocket === undefined ? { metricsUrl: metricsWhere } : {}),
     stopped,
     stop,
-    reload,
+    // One reload at a time: two SIGHUPs in a row make two reloads, the second after the first.
+    reload: () => (reloading = reloading.then(reloadOnce, reloadOnce)),
   };
 }
 

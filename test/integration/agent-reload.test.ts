@@ -147,9 +147,24 @@ describe('a reload that fails leaves everything as it was', () => {
       other.stop(true);
     }
   });
+
+  test('a webhook address on the same port that cannot be bound (an address of no interface here): the old one listens again', async () => {
+    writeFileSync(join(sb.dir, 'agent.yaml'), config({ address: `192.0.2.1:${port}` }));
+    const verdict = await reload();
+    expect(verdict).toContain('Configuration reload failed');
+    expect(verdict).toContain(`cannot serve the webhook on 192.0.2.1:${port}`);
+    expect((await signed(HOOK_A, DB)).status).toBe(202);
+  });
 });
 
 describe('a reload that succeeds hands the webhook over', () => {
+  test('settings fixed at start (agent.metrics, agent.socket) are said to wait for a restart', async () => {
+    writeFileSync(join(sb.dir, 'agent.yaml'), `${config()}  metrics: { enabled: false }\n`);
+    expect(await reload()).toContain('Configuration reloaded');
+    expect(lines().some((l) => l.includes('agent.metrics changed: it takes effect when the agent restarts'))).toBe(true);
+    expect((await signed(HOOK_A, { secrets: ['vault:app/kept'] })).status).toBe(202);
+  });
+
   test('on the same port with another key: the old key is refused there, the new one accepted', async () => {
     writeFileSync(join(sb.dir, 'agent.yaml'), config({ keyEnv: 'HOOK_B' }));
     expect(await reload()).toContain('Configuration reloaded');

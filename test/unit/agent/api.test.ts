@@ -190,4 +190,5 @@ test('the route label of dso_api_requests_total is the route, never the path ask
   await app.request('/v1/resolve/CANARY2', { method: 'POST' });
   const text = await service.metrics.registry.metrics();
   expect(text).not.toContain('CANARY');
+  expect(text).toContain('dso_api_requests_total{route="/*",status="404"}');
 });
