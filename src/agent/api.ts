@@ -1,7 +1,9 @@
 // The agent's HTTP API, served on its unix socket. Whoever can open the socket may use it (the
 // socket's mode and group are the access control; see docs/agent.md): the API adds no tokens of
-// its own, and so never has any to leak. Secret values leave as raw bytes in length-prefixed
-// frames (src/providers/frames.ts), not as text in JSON.
+// its own, and so never has any to leak. With an admin socket (agent.socket.admin) the routes that
+// change containers (rotate, the webhook trigger) are served there alone, and the API socket
+// refuses them. Secret values leave as raw bytes in length-prefixed frames
+// (src/providers/frames.ts), not as text in JSON.
 import { Hono } from 'hono';
 import * as v from 'valibot';
 import { parseSecretId, type SecretId } from '../compose/references.ts';
@@ -20,7 +22,17 @@ const resolveBody = v.object({
 
 const rotateBody = v.object({ secret: v.pipe(v.string(), v.maxLength(2048)), dryRun: v.optional(v.boolean()) });
 
-const STATUS: Partial<Record<DsoError['code'], 400 | 404 | 409 | 503>> = { USAGE: 400, INVALID_REFERENCE: 400, INVALID_SECRET_NAME: 400, PROVIDER_NOT_CONFIGURED: 404 };
+const STATUS: Partial<Record<DsoError['code'], 400 | 403 | 404 | 409 | 503>> = { USAGE: 400, INVALID_REFERENCE: 400, INVALID_SECRET_NAME: 400, PROVIDER_NOT_CONFIGURED: 404, PERMISSION_DENIED: 403 };
+
+/**
+ * Which routes a socket serves. Without an admin socket, the API socket serves them all. With
+ * one, the API socket (`read`) serves health, status, the provider check and resolve, and the
+ * admin socket (`admin`) health, rotate and the webhook trigger.
+ */
+export type ApiSurface = { serves: 'all' } | { serves: 'read' | 'admin'; adminSocket: string };
+
+/** The routes that change containers: only on the admin socket when there is one. */
+export const ADMIN_ROUTES = ['/v1/rotate', '/v1/webhook'] as const;
 
 /**
  * A reference from a request body. A refusal says which field and the form expected, not what was
@@ -35,8 +47,9 @@ function requestedId(text: string, field: string): SecretId {
   }
 }
 
-export function createApi(service: AgentService, rotator?: Rotator): Hono {
+export function createApi(service: AgentService, rotator?: Rotator, surface: ApiSurface = { serves: 'all' }): Hono {
   const app = new Hono();
+  const reads = surface.serves !== 'admin';
 
   app.use(async (c, next) => {
     await next();
@@ -44,12 +57,12 @@ export function createApi(service: AgentService, rotator?: Rotator): Hono {
   });
 
   app.get('/v1/health', (c) => c.json({ status: 'ok' }));
-  app.get('/v1/status', (c) => c.json(service.status()));
+  if (reads) app.get('/v1/status', (c) => c.json(service.status()));
 
   // Starts every provider (login included) and says which work: `doctor` in Cloud Mode.
-  app.post('/v1/providers/check', async (c) => c.json({ providers: await service.checkProviders() }));
+  if (reads) app.post('/v1/providers/check', async (c) => c.json({ providers: await service.checkProviders() }));
 
-  app.post('/v1/resolve', async (c) => {
+  if (reads) app.post('/v1/resolve', async (c) => {
     let raw: unknown;
     try {
       raw = await c.req.json();
@@ -78,7 +91,7 @@ export function createApi(service: AgentService, rotator?: Rotator): Hono {
     return c.body(body2, 200, { 'content-type': FRAMES_TYPE, 'cache-control': 'no-store' });
   });
 
-  if (rotator) {
+  if (rotator && surface.serves !== 'read') {
     // `rotate NAME` in Cloud Mode: the plan (and with dryRun only the plan), progress lines while
     // it runs, then the outcome: one JSON document per line.
     app.post('/v1/rotate', async (c) => {
@@ -108,6 +121,14 @@ export function createApi(service: AgentService, rotator?: Rotator): Hono {
     });
     // Who may open the socket may ask for a check: no signature here (see docs/agent.md).
     app.route('/', webhookRoutes({ trigger: async (ids) => ({ accepted: (await rotator.checkSecrets(ids)).checked }), log: service.log, auth: 'socket' }));
+  } else if (surface.serves === 'read') {
+    for (const route of ADMIN_ROUTES) {
+      app.post(route, () => {
+        throw new DsoError('PERMISSION_DENIED', `this socket does not serve POST ${route}: the agent serves it on its admin socket ${surface.adminSocket} (agent.socket.admin)`, {
+          hint: `\`docker dso rotate\` uses that socket when /etc/dso/dso.yaml names it (or $DSO_AGENT_ADMIN_SOCKET does); opening it takes agent.socket.admin.group (or sudo)`,
+        });
+      });
+    }
   }
 
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));

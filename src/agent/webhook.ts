@@ -8,7 +8,9 @@
 //
 // GitHub's header form, with the timestamp bound into the MAC (as Stripe and Slack do) and
 // required: a request older or newer than 5 minutes is refused, and within those 5 minutes the
-// same signature is accepted once, so a captured request cannot be replayed. A sender:
+// same signature is accepted once, so a captured request cannot be replayed: not after a reload
+// or a restart either, since the agent keeps what it accepted in its state directory
+// (src/agent/replay.ts). A sender:
 //
 //   ts=$(date +%s); body='{"secrets":["vault:app/db"]}'
 //   sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$DSO_WEBHOOK_SECRET" -r | cut -d' ' -f1)
@@ -25,6 +27,7 @@ import { DsoError } from '../errors.ts';
 import type { Logger } from '../observe/log.ts';
 import { BodyOverLimit, readBodyCapped } from '../providers/read-body.ts';
 import { splitAddress } from '../config/units.ts';
+import { ReplayMemory } from './replay.ts';
 
 export const WEBHOOK_PATH = '/v1/webhook';
 export const SIGNATURE_HEADER = 'x-dso-signature';
@@ -35,7 +38,6 @@ export const MAX_WEBHOOK_SECRETS = 1000;
 export const MAX_SIGNATURE_AGE_MS = 5 * 60_000;
 /** A shorter key could be guessed offline from one captured request. */
 export const MIN_KEY_BYTES = 16;
-const REPLAY_MEMORY = 10_000;
 
 /** Asks for an immediate check of these canonical secret ids; says how many it took on. */
 export type WebhookTrigger = (ids: string[]) => Promise<{ accepted: number }>;
@@ -84,6 +86,8 @@ export interface WebhookOptions {
   log: Logger;
   /** A key: requests must be signed (the TCP listener). 'socket': the unix socket's permissions authorise. */
   auth: WebhookKey | 'socket';
+  /** The signatures accepted so far: the agent's one memory, kept across reloads and restarts. */
+  replay?: ReplayMemory;
   now?: () => number;
 }
 
@@ -102,7 +106,7 @@ const bodySchema = v.object(
 export function webhookRoutes(options: WebhookOptions): Hono {
   const app = new Hono();
   const now = options.now ?? Date.now;
-  const seen = new ReplayMemory(REPLAY_MEMORY);
+  const seen = options.replay ?? ReplayMemory.inMemory({ windowMs: MAX_SIGNATURE_AGE_MS });
   const log = options.log.child({ component: 'webhook' });
 
   app.post(WEBHOOK_PATH, async (c) => {
@@ -120,10 +124,19 @@ export function webhookRoutes(options: WebhookOptions): Hono {
         log.warn('Refused a webhook request: bad signature', { reason: verdict.reason, from: remoteAddress(c), bytes: body.length });
         return problem(c, 401, 'BAD_SIGNATURE', 'bad signature');
       }
-      if (!seen.add(verdict.signature, verdict.expiresAt, now())) {
+      const memory = seen.remember(verdict.signature, verdict.signedAt, verdict.expiresAt, now());
+      if (memory === 'seen') {
         log.warn('Ignored a replayed webhook request', { from: remoteAddress(c) });
         return c.json({ accepted: 0, duplicate: true }, 202);
       }
+      if (memory !== 'new') {
+        // Only a holder of the key gets here, so saying why costs nothing.
+        log.warn('Refused a webhook request: the replay memory cannot tell whether it was seen', { reason: memory, from: remoteAddress(c) });
+        c.header('retry-after', '60');
+        return problem(c, 503, 'UNAVAILABLE', memory === 'full' ? 'too many webhook requests in the last 5 minutes; try again later' : 'the agent lost its memory of recent webhook requests; send a newly signed request in a few minutes');
+      }
+      // Durable before the request has any effect: a copy sent after a restart is refused too.
+      await seen.flush();
     }
 
     const parsed = parseBody(body);
@@ -169,6 +182,7 @@ export function startWebhookServer(options: {
   env: Readonly<Record<string, string | undefined>>;
   trigger: WebhookTrigger;
   log: Logger;
+  replay?: ReplayMemory;
   now?: () => number;
 }): WebhookServer {
   if (options.secretEnv === undefined) {
@@ -177,7 +191,7 @@ export function startWebhookServer(options: {
     });
   }
   const key = WebhookKey.fromEnv(options.env, options.secretEnv);
-  const app = createWebhookApp({ trigger: options.trigger, log: options.log, auth: key, ...(options.now ? { now: options.now } : {}) });
+  const app = createWebhookApp({ trigger: options.trigger, log: options.log, auth: key, ...(options.replay ? { replay: options.replay } : {}), ...(options.now ? { now: options.now } : {}) });
   const { hostname, port } = splitAddress(options.address);
   let server: ReturnType<typeof Bun.serve>;
   try {
@@ -194,7 +208,7 @@ export function startWebhookServer(options: {
   return { url, stop: () => server.stop(true) };
 }
 
-type Verdict = { ok: true; signature: string; expiresAt: number } | { ok: false; reason: string };
+type Verdict = { ok: true; signature: Buffer; signedAt: number; expiresAt: number } | { ok: false; reason: string };
 
 function verify(key: WebhookKey, c: Context, body: Uint8Array, now: number): Verdict {
   const header = c.req.header(SIGNATURE_HEADER);
@@ -210,7 +224,7 @@ function verify(key: WebhookKey, c: Context, body: Uint8Array, now: number): Ver
   // Checked after the MAC, so only a holder of the key learns that the clock is the problem.
   const at = Number(timestamp) * 1000;
   if (Math.abs(now - at) > MAX_SIGNATURE_AGE_MS) return { ok: false, reason: `the timestamp is ${Math.round((now - at) / 1000)} s from the agent's clock (at most ${MAX_SIGNATURE_AGE_MS / 1000} s allowed)` };
-  return { ok: true, signature: expected.toString('hex'), expiresAt: at + MAX_SIGNATURE_AGE_MS };
+  return { ok: true, signature: expected, signedAt: at, expiresAt: at + MAX_SIGNATURE_AGE_MS };
 }
 
 /** The canonical provider ids named by the body, each once; or what is wrong with it. */
@@ -238,7 +252,7 @@ function parseBody(body: Uint8Array): string[] | string {
   return [...ids];
 }
 
-function problem(c: Context, status: 400 | 401 | 413 | 500, code: string, message: string) {
+function problem(c: Context, status: 400 | 401 | 413 | 500 | 503, code: string, message: string) {
   return c.json({ error: { code, message } }, status);
 }
 
@@ -250,22 +264,3 @@ function remoteAddress(c: Context): string | undefined {
     return undefined;
   }
 }
-
-/** Signatures accepted and not yet expired, bounded: past the bound the oldest are forgotten. */
-class ReplayMemory {
-  readonly #until = new Map<string, number>();
-  constructor(readonly limit: number) {}
-
-  /** False when `signature` was accepted before and has not expired. */
-  add(signature: string, expiresAt: number, now: number): boolean {
-    const known = this.#until.get(signature);
-    if (known !== undefined && known >= now) return false;
-    for (const [sig, until] of this.#until) {
-      if (until >= now && this.#until.size < this.limit) break;
-      this.#until.delete(sig);
-    }
-    this.#until.set(signature, expiresAt);
-    return true;
-  }
-}
-

@@ -33,27 +33,53 @@ const SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT', 'SIGQUIT',
 const strategy = (key: string) => v.picklist(STRATEGIES, `${key} must be one of ${STRATEGIES.join(', ')}`);
 const signal = (key: string) => v.picklist(SIGNALS, `${key} must be one of ${SIGNALS.join(', ')}`);
 
+const socketPath = v.pipe(v.string('path must be an absolute path'), v.startsWith('/', 'path must be an absolute path'));
+const groupName = v.pipe(v.string('group must be a group name'), v.regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'group must be a group name like dso'));
+const socketMode = v.pipe(
+  v.string('mode must be octal in quotes, like "0660"'),
+  v.regex(/^0?[0-7]{3}$/, 'mode must be octal in quotes, like "0660"'),
+  v.transform((s) => parseInt(s, 8)),
+  v.check((m) => (m & 0o007) === 0, 'mode must not give access to others (the last digit must be 0)'),
+);
+
+// A second socket that alone serves what changes containers (rotate, the webhook trigger), so
+// that a group may read secrets without being able to recreate containers, or the reverse.
+// Without a group it is the agent's user's alone (0600); with one, open to that group (0660).
+const adminSocketSchema = v.pipe(
+  strict('agent.socket.admin', { path: v.optional(socketPath), group: v.optional(groupName), mode: v.optional(socketMode) }),
+  v.check((a) => a.path !== undefined, 'admin needs path: the absolute path of the admin socket, like /run/dso/admin.sock'),
+  v.transform((a) => ({ ...a, path: a.path!, mode: a.mode ?? (a.group === undefined ? 0o600 : 0o660) })),
+);
+
 const socketSchema = strict('agent.socket', {
-  path: v.optional(v.pipe(v.string('path must be an absolute path'), v.startsWith('/', 'path must be an absolute path')), DEFAULT_AGENT_SOCKET),
-  group: v.optional(v.pipe(v.string('group must be a group name'), v.regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'group must be a group name like dso'))),
-  mode: v.optional(
-    v.pipe(
-      v.string('mode must be octal in quotes, like "0660"'),
-      v.regex(/^0?[0-7]{3}$/, 'mode must be octal in quotes, like "0660"'),
-      v.transform((s) => parseInt(s, 8)),
-      v.check((m) => (m & 0o007) === 0, 'mode must not give access to others (the last digit must be 0)'),
+  path: v.optional(socketPath, DEFAULT_AGENT_SOCKET),
+  group: v.optional(groupName),
+  mode: v.optional(socketMode, '0660'),
+  admin: v.optional(adminSocketSchema),
+});
+
+/** HOST:PORT, IPv6 hosts in brackets. */
+export const TCP_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const address = (key: string, example: string) => v.pipe(v.string(`${key} must be HOST:PORT`), v.regex(TCP_ADDRESS, `${key} must be HOST:PORT, like ${example}`));
+
+/** `unix:/PATH`: a unix socket, created as the API socket is (owner-only, then group and mode). */
+export const UNIX_ADDRESS = /^unix:(\/.*)$/;
+const metricsSchema = v.pipe(
+  strict('agent.metrics', {
+    enabled: v.optional(bool('enabled'), true),
+    address: v.optional(
+      v.union([v.pipe(v.string(), v.regex(UNIX_ADDRESS)), address('address', '127.0.0.1:9090')], 'address must be HOST:PORT, like 127.0.0.1:9090, or unix:/ABSOLUTE/PATH'),
+      '127.0.0.1:9090',
     ),
-    '0660',
+    // For a unix: address only, as for agent.socket.
+    group: v.optional(groupName),
+    mode: v.optional(socketMode),
+  }),
+  v.forward(
+    v.check((m) => UNIX_ADDRESS.test(m.address) || (m.group === undefined && m.mode === undefined), 'group and mode apply to a unix:/PATH address only (a TCP port has no owner)'),
+    ['address'],
   ),
-});
-
-const address = (key: string, example: string) =>
-  v.pipe(v.string(`${key} must be HOST:PORT`), v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, `${key} must be HOST:PORT, like ${example}`));
-
-const metricsSchema = strict('agent.metrics', {
-  enabled: v.optional(bool('enabled'), true),
-  address: v.optional(address('address', '127.0.0.1:9090'), '127.0.0.1:9090'),
-});
+);
 
 const logSchema = strict('agent.log', {
   level: v.optional(v.picklist(['debug', 'info', 'warn', 'error'], 'level must be debug, info, warn or error'), 'info'),
@@ -104,6 +130,17 @@ export const agentSchema = v.pipe(
   v.forward(
     v.check((a) => a.cache.max_secret_size <= a.cache.max_cache_size, 'max_secret_size must not exceed max_cache_size'),
     ['cache', 'max_secret_size'],
+  ),
+  v.forward(
+    v.check((a) => a.socket.admin === undefined || a.socket.admin.path !== a.socket.path, 'its path must differ from agent.socket.path: the admin socket is a second socket'),
+    ['socket', 'admin'],
+  ),
+  v.forward(
+    v.check((a) => {
+      const path = UNIX_ADDRESS.exec(a.metrics.address)?.[1];
+      return path === undefined || (path !== a.socket.path && path !== a.socket.admin?.path);
+    }, 'a unix: address must differ from agent.socket.path and agent.socket.admin.path'),
+    ['metrics', 'address'],
   ),
   v.forward(
     v.check((a) => a.watch.webhook_address === undefined || a.watch.webhook_secret_env !== undefined, 'webhook_address needs webhook_secret_env: requests from the network are accepted only when signed with that key'),

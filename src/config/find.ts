@@ -28,3 +28,18 @@ export async function agentSocketPath(env: Readonly<Record<string, string | unde
   const { loadConfig } = await import('./load.ts');
   return (await loadConfig(path)).agent.socket.path;
 }
+
+/**
+ * Where `rotate` asks the agent: the admin socket when there is one (agent.socket.admin), else
+ * the API socket. $DSO_AGENT_ADMIN_SOCKET, else, when $DSO_AGENT_SOCKET names another agent, that
+ * socket (an admin path from dso.yaml would be another agent's), else dso.yaml's.
+ */
+export async function agentAdminSocketPath(env: Readonly<Record<string, string | undefined>>): Promise<{ path: string; admin: boolean }> {
+  if (env.DSO_AGENT_ADMIN_SOCKET) return { path: env.DSO_AGENT_ADMIN_SOCKET, admin: true };
+  if (env.DSO_AGENT_SOCKET) return { path: env.DSO_AGENT_SOCKET, admin: false };
+  const path = env.DSO_CONFIG || SYSTEM_CONFIG_PATH;
+  if (!existsSync(path)) return { path: DEFAULT_AGENT_SOCKET, admin: false };
+  const { loadConfig } = await import('./load.ts');
+  const socket = (await loadConfig(path)).agent.socket;
+  return socket.admin ? { path: socket.admin.path, admin: true } : { path: socket.path, admin: false };
+}

@@ -37,6 +37,12 @@ ${who
   .map((l) => `    ${l}`)
   .join('\n')}
     # group: dso-users
+    # Rotation (docker dso rotate, the socket's webhook) on a socket of its own, so that reading
+    # secrets does not let anyone recreate containers (docs/agent.md, "Trust model"):
+    # admin: { path: /run/dso/admin.sock, group: dso-admins }
+  # /metrics names secrets and containers; on 127.0.0.1 every local user can read it. On a shared
+  # host serve it on a unix socket instead:
+  # metrics: { address: "unix:/run/dso/metrics.sock", group: prometheus }
   cache:
     ttl: 1h
     max_secret_size: 10Mi

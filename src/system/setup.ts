@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Output } from '../cli/context.ts';
 import type { DsoConfig } from '../config/load.ts';
 import { DsoError } from '../errors.ts';
+import { UNIX_ADDRESS } from '../config/agent.ts';
 import { writeFileAtomic } from '../vault/atomic-write.ts';
 import { groupNameOf, readAccounts, useraddArgs, userNameOf, type Accounts } from './accounts.ts';
 import { assignedNames, mergeEnvFile, providerVariables } from './env-file.ts';
@@ -134,18 +135,26 @@ export function planSetup(config: DsoConfig, facts: HostFacts, layout: SystemLay
   const nonroot = options.nonroot ?? (facts.unitText !== undefined && new RegExp(`^User=${AGENT_USER}$`, 'm').test(facts.unitText));
   if (options.nonroot === undefined && nonroot) warnings.push(`the installed unit runs the agent as ${AGENT_USER}: kept (--disable-nonroot runs it as root)`);
 
-  const placement = socketPlacement(config.agent.socket.path, layout.runDir);
-  const socketGroup = config.agent.socket.group;
-  if (socketGroup !== undefined && !facts.accounts.groups.has(socketGroup)) {
-    throw new DsoError('CONFIG_INVALID', `agent.socket.group: there is no group "${socketGroup}" on this host`, { hint: `create it (groupadd ${socketGroup}) and add the people who may read secrets through the agent, or remove agent.socket.group` });
+  // Every unix socket the agent makes: its API, the admin socket, metrics on unix:/PATH.
+  const sockets = agentSockets(config);
+  const placements = sockets.map((s) => socketPlacement(s.path, layout.runDir, s.key === 'agent.metrics' ? 'agent.metrics.address' : `${s.key}.path`));
+  const placement = {
+    runtimeDirectories: [...new Set(placements.flatMap((p) => p.runtimeDirectories))],
+    readWritePaths: [...new Set(placements.flatMap((p) => p.readWritePaths))],
+  };
+  for (const { key, group, who } of sockets) {
+    if (group !== undefined && !facts.accounts.groups.has(group)) {
+      throw new DsoError('CONFIG_INVALID', `${key}.group: there is no group "${group}" on this host`, { hint: `create it (groupadd ${group}) and add the people who may ${who}, or remove ${key}.group` });
+    }
   }
+  const socketGroups = sockets.flatMap((s) => (s.group === undefined ? [] : [s.group]));
   const groups: string[] = [];
   if (nonroot) {
     const docker = dockerGroup(facts);
     if (docker) groups.push(docker);
     else warnings.push(`no group owns ${layout.dockerSocket} and there is no "docker" group: the agent (user ${AGENT_USER}) cannot reach Docker; run setup again once Docker is installed`);
   }
-  if (socketGroup !== undefined) groups.push(socketGroup);
+  groups.push(...socketGroups);
 
   // The user comes first: the unit names it, and systemd refuses to start a unit whose user is missing.
   const existingUser = facts.accounts.users.get(AGENT_USER);
@@ -157,7 +166,7 @@ export function planSetup(config: DsoConfig, facts: HostFacts, layout: SystemLay
   const agentGroup = (existingUser && groupNameOf(facts.accounts, existingUser.gid)) || AGENT_USER;
 
   for (const dir of placement.readWritePaths) {
-    warnings.push(`agent.socket.path is outside /run: the unit lets the agent write ${dir} (ReadWritePaths); /run/dso/dso.sock needs no such exception`);
+    warnings.push(`a socket of the agent is outside /run: the unit lets the agent write ${dir} (ReadWritePaths); /run/dso/dso.sock needs no such exception`);
     if (!facts.stat(dir)) steps.push({ title: `create ${dir} for the agent's socket`, action: { kind: 'mkdir', path: dir, mode: 0o755 }, undo: `rmdir ${dir}` });
   }
 
@@ -198,7 +207,7 @@ export function planSetup(config: DsoConfig, facts: HostFacts, layout: SystemLay
     readWritePaths: placement.readWritePaths,
     ...(nonroot ? { user: { name: AGENT_USER, group: agentGroup } } : {}),
     supplementaryGroups: groups,
-    chownSocket: socketGroup !== undefined,
+    chownSocket: socketGroups.length > 0,
   });
   const unitChanged = unitText !== facts.unitText;
   if (facts.unitText !== undefined && unitChanged && !facts.unitText.includes(UNIT_HEADER)) warnings.push(`${layout.unitFile} was not written by DSO; it is replaced (local changes belong in a drop-in: systemctl edit dso-agent)`);
@@ -224,6 +233,16 @@ export function planSetup(config: DsoConfig, facts: HostFacts, layout: SystemLay
   }
   steps.push({ title: `wait for the agent on ${config.agent.socket.path}`, action: { kind: 'wait', socket: config.agent.socket.path } });
   return { steps, warnings, captured: [...updates.keys()], missing, nonroot, socket: config.agent.socket.path, unitText };
+}
+
+/** The unix sockets the agent makes, with the dso.yaml key that sets each and its group. */
+function agentSockets(config: DsoConfig): Array<{ key: string; path: string; group?: string; who: string }> {
+  const { socket, metrics } = config.agent;
+  const out: Array<{ key: string; path: string; group?: string; who: string }> = [{ key: 'agent.socket', path: socket.path, ...(socket.group ? { group: socket.group } : {}), who: 'read secrets through the agent' }];
+  if (socket.admin) out.push({ key: 'agent.socket.admin', path: socket.admin.path, ...(socket.admin.group ? { group: socket.admin.group } : {}), who: 'rotate containers through the agent' });
+  const metricsPath = metrics.enabled ? UNIX_ADDRESS.exec(metrics.address)?.[1] : undefined;
+  if (metricsPath !== undefined) out.push({ key: 'agent.metrics', path: metricsPath, ...(metrics.group ? { group: metrics.group } : {}), who: 'read the agent\'s metrics' });
+  return out;
 }
 
 /** The group of the Docker socket (the one that grants Docker), else a group named docker. */

@@ -18,9 +18,9 @@ export interface UnitOptions {
   readWritePaths: string[];
   /** Run as this user and group instead of root (`--enable-nonroot`). */
   user?: { name: string; group: string };
-  /** The Docker socket's group (non-root), the socket's group (agent.socket.group). */
+  /** The Docker socket's group (non-root), the sockets' groups (agent.socket.group, agent.socket.admin.group, agent.metrics.group). */
   supplementaryGroups: string[];
-  /** agent.socket.group is set: the agent chowns its socket to it, so chown(2) stays allowed. */
+  /** A socket has a group: the agent chowns the socket to it, so chown(2) stays allowed. */
   chownSocket: boolean;
 }
 
@@ -158,12 +158,12 @@ export const UNIT_HEADER = 'dso-agent.service, written by `dso system setup`';
  * the socket's directory, which must exist. Directly in /run: refused, since that would make
  * all of /run writable for the agent.
  */
-export function socketPlacement(socketPath: string, runDir = '/run'): { runtimeDirectories: string[]; readWritePaths: string[]; socketDir: string } {
+export function socketPlacement(socketPath: string, runDir = '/run', key = 'agent.socket.path'): { runtimeDirectories: string[]; readWritePaths: string[]; socketDir: string } {
   const normal = posix.normalize(socketPath.replace(/^\/var\/run\//, `${runDir}/`));
   const dir = posix.dirname(normal);
   if (dir === runDir) {
-    throw new DsoError('CONFIG_INVALID', `agent.socket.path ${socketPath} is directly in ${runDir}: the unit would have to make all of ${runDir} writable for the agent`, {
-      hint: 'use a directory of its own: /run/dso/dso.sock (the default), or remove agent.socket.path',
+    throw new DsoError('CONFIG_INVALID', `${key} ${socketPath} is directly in ${runDir}: the unit would have to make all of ${runDir} writable for the agent`, {
+      hint: key === 'agent.socket.path' ? 'use a directory of its own: /run/dso/dso.sock (the default), or remove agent.socket.path' : `put it in the agent's directory, like /run/dso/${posix.basename(normal)}`,
     });
   }
   if (dir.startsWith(`${runDir}/`)) {

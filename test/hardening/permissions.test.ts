@@ -6,7 +6,9 @@
 // with "permission denied" (also in the moment between the socket's creation and its chmod, held
 // open with strace), while a member reads a secret. A plugin whose file changed after its hash
 // was pinned is refused, named, and never run: at `up` in Local Mode, and when swapped between
-// two calls while the agent runs; so is one that became group-writable.
+// two calls while the agent runs; so is one that became group-writable. With an admin socket and
+// metrics on a unix socket, each of three groups may do its own part only: read secrets, rotate,
+// read metrics.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -303,5 +305,146 @@ agent:
     expect(await dockerOk(['ps', '-aq', '--filter', `label=com.docker.compose.project=${projectOf(sb)}`])).toBe('');
     expect(readFileSync(runs(), 'utf8')).toBe(before);
     rmSync(join(sb.dir, 'local-dso.yaml'));
+  });
+});
+
+describe('the admin socket and the metrics socket: who may rotate, who may read metrics', () => {
+  let agent: ReturnType<typeof Bun.spawn> | undefined;
+  const log: string[] = [];
+  const PATH = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  let admins: { name: string; gid: number };
+  let scrapers: { name: string; gid: number };
+  const dir = () => join(sb.dir, 'run2');
+  const api = () => join(dir(), 'dso.sock');
+  const admin = () => join(dir(), 'admin.sock');
+  const metrics = () => join(dir(), 'metrics.sock');
+  const ADMIN_SECRET = canary('perm-admin');
+
+  const addGroup = async (name: string) => {
+    const r = await run(['groupadd', name], { env: PATH });
+    expect(r.code, r.stderr).toBe(0);
+    const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))!;
+    return { name, gid: Number(line.split(':')[2]) };
+  };
+  /** curl as nobody with `groups`, on `socket`: -v so that a refusal names its errno. */
+  const curlAs = (groups: number[], socket: string, path: string, body?: unknown): Promise<RunResult> =>
+    run(asNobody(['curl', '-v', '-sS', '--unix-socket', socket, ...(body === undefined ? [] : ['-X', 'POST', '-H', 'content-type: application/json', '--data', JSON.stringify(body)]), `http://dso-agent${path}`], groups), { env: { PATH: sb.env.PATH! } });
+  const start = () => {
+    agent = Bun.spawn(umask000([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent-admin.yaml'), '--state-dir', join(sb.dir, 'agent-state-admin')]), { cwd: sb.dir, env: { PATH: sb.env.PATH!, VAULT_TOKEN: token, DOCKER_HOST }, stdout: 'ignore', stderr: 'pipe' });
+    void (async () => {
+      for await (const chunk of agent!.stderr as ReadableStream<Uint8Array>) log.push(new TextDecoder().decode(chunk));
+    })();
+  };
+  const started = async () => {
+    for (let i = 0; i < 400 && !log.join('').includes('"msg":"Agent started"'); i++) await Bun.sleep(25);
+    expect(log.join('')).toContain('"msg":"Agent started"');
+  };
+
+  beforeAll(async () => {
+    admins = await addGroup(`dsoadm${process.pid}`);
+    scrapers = await addGroup(`dsomet${process.pid}`);
+    vault.putSecret('app/admin', { password: ADMIN_SECRET });
+    writeFileSync(
+      join(sb.dir, 'agent-admin.yaml'),
+      `providers:
+  vault:
+    addr: ${vault.url}
+    auth: { method: token, token_env: VAULT_TOKEN }
+agent:
+  socket: { path: ${api()}, group: ${group.name}, admin: { path: ${admin()}, group: ${admins.name} } }
+  metrics: { address: "unix:${metrics()}", group: ${scrapers.name} }
+  watch: { polling_interval: 1h }
+`,
+    );
+    start();
+    await started();
+  });
+
+  afterAll(async () => {
+    agent?.kill('SIGTERM');
+    await agent?.exited;
+    for (const g of [admins, scrapers]) if (g) await run(['groupdel', g.name], { env: PATH });
+  });
+
+  test('made under umask 000, each socket has its mode and its group', () => {
+    for (const [path, gid] of [[api(), group.gid], [admin(), admins.gid], [metrics(), scrapers.gid]] as const) {
+      const st = statSync(path);
+      expect([path, st.isSocket(), (st.mode & 0o7777).toString(8), st.gid]).toEqual([path, true, '660', gid]);
+    }
+  });
+
+  test('a reader resolves, is refused rotate and the webhook (403, naming the admin socket), and cannot open the admin or metrics socket', async () => {
+    const member = await curlAs([group.gid], api(), '/v1/resolve', { secrets: ['vault:app/admin#password'] });
+    expect(member.code, member.stderr).toBe(0);
+    expect(member.stdout).toContain(ADMIN_SECRET);
+    for (const [path, body] of [['/v1/rotate', { secret: 'vault:app/admin#password', dryRun: true }], ['/v1/webhook', { secrets: ['vault:app/admin#password'] }]] as const) {
+      const r = await curlAs([group.gid], api(), path, body);
+      expect(r.stdout).toContain('"code":"PERMISSION_DENIED"');
+      expect(r.stdout).toContain(`the agent serves it on its admin socket ${admin()}`);
+      expect(r.stderr).toContain('HTTP/1.1 403');
+    }
+    for (const socket of [admin(), metrics()]) {
+      const r = await curlAs([group.gid], socket, '/v1/health');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.toLowerCase()).toContain('permission denied');
+    }
+  });
+
+  test('an admin rotates and triggers checks on the admin socket, and can neither read a secret nor open the API socket', async () => {
+    const rotate = await curlAs([admins.gid], admin(), '/v1/rotate', { secret: 'vault:app/admin#password', dryRun: true });
+    expect(rotate.code, rotate.stderr).toBe(0);
+    expect(rotate.stdout).toContain('"type":"result"');
+    const hook = await curlAs([admins.gid], admin(), '/v1/webhook', { secrets: ['vault:app/admin#password'] });
+    expect(hook.stderr).toContain('HTTP/1.1 202');
+    const resolve = await curlAs([admins.gid], admin(), '/v1/resolve', { secrets: ['vault:app/admin#password'] });
+    expect(resolve.stderr).toContain('HTTP/1.1 404');
+    expect(resolve.stdout).not.toContain(ADMIN_SECRET);
+    const outside = await curlAs([admins.gid], api(), '/v1/resolve', { secrets: ['vault:app/admin#password'] });
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr.toLowerCase()).toContain('permission denied');
+  });
+
+  test('`docker dso rotate`: through the admin socket for an admin; for a reader, a clear refusal that names it', async () => {
+    const env = { PATH: sb.env.PATH!, HOME: '/nonexistent', NO_COLOR: '1', DSO_MODE: 'cloud' };
+    const asAdmin = await run(asNobody([DSO_BIN, 'rotate', 'vault:app/admin#password', '--dry-run'], [admins.gid]), { env: { ...env, DSO_AGENT_ADMIN_SOCKET: admin() } });
+    expect(asAdmin.code, asAdmin.stderr).toBe(0);
+    const asReader = await run(asNobody([DSO_BIN, 'rotate', 'vault:app/admin#password', '--dry-run'], [group.gid]), { env: { ...env, DSO_AGENT_SOCKET: api() } });
+    expect(asReader.code).toBe(14);
+    expect(asReader.stderr).toContain(`the agent refused the rotation (403): this socket does not serve POST /v1/rotate: the agent serves it on its admin socket ${admin()}`);
+    const readerOnAdmin = await run(asNobody([DSO_BIN, 'rotate', 'vault:app/admin#password', '--dry-run'], [group.gid]), { env: { ...env, DSO_AGENT_ADMIN_SOCKET: admin() } });
+    expect(readerOnAdmin.code).toBe(11);
+    expect(readerOnAdmin.stderr).toContain('join agent.socket.admin.group');
+  });
+
+  test('metrics: a member of agent.metrics.group reads them (names, never a value); others cannot open the socket', async () => {
+    const scraper = await curlAs([scrapers.gid], metrics(), '/metrics');
+    expect(scraper.code, scraper.stderr).toBe(0);
+    expect(scraper.stdout).toContain('dso_build_info');
+    expect(scraper.stdout).toContain('dso_api_requests_total');
+    expect(scraper.stdout).not.toContain(ADMIN_SECRET);
+    for (const groups of [[], [group.gid], [admins.gid]]) {
+      const r = await curlAs(groups, metrics(), '/metrics');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.toLowerCase()).toContain('permission denied');
+    }
+  });
+
+  test('SIGTERM removes the three sockets; killed, its sockets are replaced at the next start', async () => {
+    agent!.kill('SIGTERM');
+    expect(await agent!.exited).toBe(0);
+    for (const p of [api(), admin(), metrics()]) expect([p, existsSync(p)]).toEqual([p, false]);
+    log.length = 0;
+    start();
+    await started();
+    agent!.kill('SIGKILL');
+    await agent!.exited;
+    for (const p of [api(), admin(), metrics()]) expect([p, existsSync(p)]).toEqual([p, true]);
+    log.length = 0;
+    start();
+    await started();
+    const scraper = await curlAs([scrapers.gid], metrics(), '/metrics');
+    expect(scraper.code, scraper.stderr).toBe(0);
+    const rotate = await curlAs([admins.gid], admin(), '/v1/rotate', { secret: 'vault:app/admin#password', dryRun: true });
+    expect(rotate.stdout).toContain('"type":"result"');
   });
 });

@@ -177,6 +177,28 @@ describe('dso agent', () => {
     expect(r.stderr).toContain('another agent is already serving');
   });
 
+  test('an agent that cannot serve all it should (metrics port in use, an admin socket another agent serves) exits with the reason and leaves no socket of its own', async () => {
+    const busy = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') });
+    const other = join(sb.dir, 'run-b', 'dso.sock');
+    try {
+      const r = await run([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', other, '--metrics-address', `127.0.0.1:${busy.port}`, '--state-dir', join(sb.dir, 'agent-state-b')], { env: { PATH: process.env.PATH ?? '', DOCKER_HOST, AGENT_VAULT_PASS: AGENT_PASS } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(String(busy.port));
+      expect(existsSync(other)).toBe(false);
+    } finally {
+      busy.stop(true);
+    }
+    // The running agent's socket as another agent's admin socket: refused, named, and the
+    // running agent's socket left alone.
+    writeFileSync(join(sb.dir, 'agent-b.yaml'), config(`agent:\n  socket: { admin: { path: ${socket} } }\n`));
+    const r = await run([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent-b.yaml'), '--socket', other, '--metrics-address', 'off', '--state-dir', join(sb.dir, 'agent-state-b')], { env: { PATH: process.env.PATH ?? '', DOCKER_HOST, AGENT_VAULT_PASS: AGENT_PASS } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`another agent is already serving ${socket}`);
+    expect(r.stderr).toContain('agent.socket.admin');
+    expect(existsSync(other)).toBe(false);
+    expect((await fetch('http://agent/v1/health', { unix: socket } as RequestInit)).status).toBe(200);
+  });
+
   test('SIGTERM stops it and removes the socket; a stale socket is then replaced', async () => {
     agent.kill('SIGTERM');
     expect(await agent.exited).toBe(0);

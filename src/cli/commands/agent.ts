@@ -9,7 +9,7 @@ import { commandHelp, wantsHelp } from '../help.ts';
 const FLAGS: FlagSpec[] = [
   { name: 'config', short: 'c', type: 'string', valueName: 'FILE', description: 'dso.yaml to use (default: $DSO_CONFIG, /etc/dso/dso.yaml, ./dso.yaml)' },
   { name: 'socket', type: 'string', valueName: 'PATH', description: 'Serve the API on PATH instead of agent.socket.path' },
-  { name: 'metrics-address', type: 'string', valueName: 'HOST:PORT', description: 'Serve /metrics here instead of agent.metrics.address ("off" to disable)' },
+  { name: 'metrics-address', type: 'string', valueName: 'HOST:PORT', description: 'Serve /metrics here (HOST:PORT or unix:/PATH) instead of agent.metrics.address ("off" to disable)' },
   { name: 'state-dir', type: 'string', valueName: 'DIR', description: 'Keep rotation state here instead of agent.state_dir' },
 ];
 
@@ -17,7 +17,7 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
     cli.stdout.write(
       commandHelp({
-        usage: `${cli.prog} agent [--config FILE] [--socket PATH] [--metrics-address HOST:PORT|off] [--state-dir DIR]`,
+        usage: `${cli.prog} agent [--config FILE] [--socket PATH] [--metrics-address HOST:PORT|unix:/PATH|off] [--state-dir DIR]`,
         summary: 'Run the DSO agent in the foreground (systemd runs it this way: see `system setup`).',
         details: 'The agent resolves provider secrets for `docker dso up` over its unix socket, with a cache,\nand serves Prometheus metrics. Logs are JSON lines on stderr. SIGHUP reloads dso.yaml;\nSIGTERM stops it after the requests in flight, zeroing cached values.',
         flags: FLAGS,

@@ -42,8 +42,13 @@ back or failed (the original kept serving), 2 for a usage error.`,
 
   if (mode.mode === 'cloud') {
     const { agentRotate } = await import('../../agent/client.ts');
-    const { agentSocketPath } = await import('../../config/find.ts');
-    const result = await agentRotate(await agentSocketPath(cli.env), { secret: id, dryRun }, json ? undefined : (line) => cli.stderr.write(`${line}\n`));
+    const { agentAdminSocketPath } = await import('../../config/find.ts');
+    const socket = await agentAdminSocketPath(cli.env);
+    const result = await agentRotate(socket.path, { secret: id, dryRun }, json ? undefined : (line) => cli.stderr.write(`${line}\n`)).catch((e: unknown) => {
+      // The admin socket is opened by its own group, not agent.socket.group's.
+      if (socket.admin && e instanceof DsoError && e.code === 'AGENT_UNREACHABLE') throw new DsoError('AGENT_UNREACHABLE', e.message, { hint: 'rotation goes through the agent\'s admin socket (agent.socket.admin): run this with sudo, or join agent.socket.admin.group' });
+      throw e;
+    });
     return report(cli, result, id, json, dryRun);
   }
   const { rotateLocally } = await import('../../rotation/local.ts');

@@ -3,7 +3,8 @@
 // signatures on its TCP app included. No request gets a 500; a refusal is a 4xx whose JSON error
 // names what is wrong and never repeats the body, whose canary also stays out of logs and metrics.
 // The rotator behind /v1/rotate and the socket webhook is a recording stand-in: it needs a Docker
-// engine, and what is fuzzed here is the HTTP edge in front of it.
+// engine, and what is fuzzed here is the HTTP edge in front of it. With an admin socket, no
+// request to the API socket reaches the rotator, however its path is spelt.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHmac } from 'node:crypto';
 import * as fc from 'fast-check';
@@ -27,6 +28,10 @@ const logs: string[] = [];
 const rotations: string[] = [];
 let service: AgentService;
 let app: ReturnType<typeof createApi>;
+/** The two surfaces with an admin socket (agent.socket.admin), the first with a rotator that must never be reached. */
+let readApp: ReturnType<typeof createApi>;
+let adminApp: ReturnType<typeof createApi>;
+const reachedFromRead: string[] = [];
 let signedApp: ReturnType<typeof createWebhookApp>;
 const KEY = 'fuzz-webhook-key-0123456789abcdef';
 const NOW = Date.UTC(2030, 0, 1);
@@ -54,6 +59,18 @@ beforeAll(() => {
     },
   } as unknown as Rotator;
   app = createApi(service, rotator);
+  const untouchable = {
+    async rotateNow(secret: string) {
+      reachedFromRead.push(`rotate ${secret}`);
+      return { plan: { rotations: [], skipped: [] }, outcomes: [] };
+    },
+    async checkSecrets(ids?: readonly string[]) {
+      reachedFromRead.push(`check ${ids?.join(',')}`);
+      return { checked: 0, queued: 0 };
+    },
+  } as unknown as Rotator;
+  readApp = createApi(service, untouchable, { serves: 'read', adminSocket: '/run/dso/admin.sock' });
+  adminApp = createApi(service, rotator, { serves: 'admin', adminSocket: '/run/dso/admin.sock' });
   signedApp = createWebhookApp({ trigger: async (ids) => ({ accepted: ids.length }), log, auth: WebhookKey.fromEnv({ HOOK: KEY }, 'HOOK'), now: () => NOW });
 });
 afterAll(async () => {
@@ -139,6 +156,17 @@ describe('agent API', () => {
       }),
       params(0.25),
     );
+  });
+
+  test('with an admin socket, on either socket: every route, any body and headers, below 500 and no echo; the API socket never reaches the rotator', async () => {
+    const paths = fc.oneof(fc.constantFrom(...ROUTES), fc.tuple(fc.constantFrom('POST', 'GET'), fc.constantFrom('/v1/rotate/', '//v1/rotate', '/v1/%72otate', '/v1/./webhook', '/V1/webhook', '/v1/webhook?x=1', '/v1/rotate#x')));
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(readApp, adminApp), paths, body, headers, async (target, [method, path], b, h) => {
+        await expectSafeAnswer(await request(target, method, path, b, h), `${method} ${path}`);
+      }),
+      params(0.25),
+    );
+    expect(reachedFromRead).toEqual([]);
   });
 
   test('resolve: valid references come back as frames, one per id, values as bytes', async () => {

@@ -1,9 +1,10 @@
 // The agent API in-process (hono's app.request, no socket): resolve returns values as frames
 // of bytes and failures by reference, status describes providers and cache, bad bodies are
 // 400s, and metrics carry every documented name without a value in them.
-import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createApi, FRAMES_TYPE } from '../../../src/agent/api.ts';
 import { SecretCache } from '../../../src/agent/cache.ts';
+import type { Rotator } from '../../../src/agent/rotator.ts';
 import { AgentService } from '../../../src/agent/service.ts';
 import { defaultAgentConfig } from '../../../src/config/agent.ts';
 import type { DsoConfig } from '../../../src/config/load.ts';
@@ -118,4 +119,76 @@ test('an accidental log of a cached value is redacted', async () => {
   await resolve(['fake:app/logged']);
   service.log.info('oops: value-of:app/logged was here');
   expect(logs.join('')).not.toContain('value-of:app/logged');
+});
+
+describe('with an admin socket, each socket serves its own routes', () => {
+  const ADMIN = '/run/dso/admin.sock';
+  /** A stand-in for the rotator: records what reaches it. */
+  const rotatorFake = () => {
+    const calls: string[] = [];
+    const rotator = {
+      rotateNow: async (id: string) => {
+        calls.push(`rotate ${id}`);
+        return { plan: [], outcomes: [] };
+      },
+      checkSecrets: async (ids: string[]) => {
+        calls.push(`check ${ids.join(',')}`);
+        return { checked: ids.length, queued: 0 };
+      },
+    };
+    return { calls, rotator: rotator as unknown as Rotator };
+  };
+  const post = (a: ReturnType<typeof createApi>, path: string, body: unknown) => a.request(path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+
+  test('the API socket reads (resolve, status, provider check) and refuses rotate and the webhook with 403, naming the admin socket', async () => {
+    const { calls, rotator } = rotatorFake();
+    const read = createApi(service, rotator, { serves: 'read', adminSocket: ADMIN });
+    expect((await read.request('/v1/health')).status).toBe(200);
+    expect((await read.request('/v1/status')).status).toBe(200);
+    expect((await post(read, '/v1/resolve', { secrets: ['fake:app/db'] })).status).toBe(200);
+    for (const [path, body] of [['/v1/rotate', { secret: 'fake:app/db' }], ['/v1/webhook', { secrets: ['fake:app/db'] }]] as const) {
+      const r = await post(read, path, body);
+      expect(r.status).toBe(403);
+      const error = ((await r.json()) as { error: { code: string; message: string; hint: string } }).error;
+      expect(error.code).toBe('PERMISSION_DENIED');
+      expect(error.message).toBe(`this socket does not serve POST ${path}: the agent serves it on its admin socket ${ADMIN} (agent.socket.admin)`);
+      expect(error.hint).toContain('agent.socket.admin.group');
+    }
+    // Other spellings of the same routes do not reach the rotator either.
+    for (const path of ['/v1/rotate/', '//v1/rotate', '/v1/%72otate', '/V1/rotate', '/v1/rotate?x=1', '/v1/./rotate', '/v1/webhook/']) {
+      expect([403, 404]).toContain((await post(read, path, { secret: 'fake:app/db' })).status);
+    }
+    expect(calls).toEqual([]);
+  });
+
+  test('the admin socket rotates and takes the webhook, and serves neither values nor status', async () => {
+    const { calls, rotator } = rotatorFake();
+    const admin = createApi(service, rotator, { serves: 'admin', adminSocket: ADMIN });
+    expect((await admin.request('/v1/health')).status).toBe(200);
+    const rotated = await post(admin, '/v1/rotate', { secret: 'fake:app/db', dryRun: true });
+    expect(rotated.status).toBe(200);
+    expect(await rotated.text()).toContain('"type":"result"');
+    expect((await post(admin, '/v1/webhook', { secrets: ['fake:app/db'] })).status).toBe(202);
+    expect(calls).toEqual(['rotate fake:app/db', 'check fake:app/db']);
+    expect((await post(admin, '/v1/resolve', { secrets: ['fake:app/db'] })).status).toBe(404);
+    expect((await admin.request('/v1/status')).status).toBe(404);
+    expect((await post(admin, '/v1/providers/check', {})).status).toBe(404);
+  });
+
+  test('without one, the API socket serves every route (as before)', async () => {
+    const { calls, rotator } = rotatorFake();
+    const all = createApi(service, rotator);
+    expect((await post(all, '/v1/resolve', { secrets: ['fake:app/db'] })).status).toBe(200);
+    expect((await post(all, '/v1/rotate', { secret: 'fake:app/db', dryRun: true })).status).toBe(200);
+    expect((await post(all, '/v1/webhook', { secrets: ['fake:app/db'] })).status).toBe(202);
+    expect(calls).toHaveLength(2);
+  });
+});
+
+test('the route label of dso_api_requests_total is the route, never the path asked for: unknown paths cannot fill the metrics', async () => {
+  await app.request('/v1/no-such-route-CANARY');
+  await app.request('/v1/resolve/CANARY2', { method: 'POST' });
+  const text = await service.metrics.registry.metrics();
+  expect(text).not.toContain('CANARY');
+  expect(text).toContain('dso_api_requests_total{route="/*",status="404"}');
 });

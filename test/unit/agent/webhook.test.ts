@@ -1,10 +1,16 @@
 // The webhook in-process (hono's app.request): a signed request triggers a check of the named
 // secrets; a missing, wrong, stale or replayed signature does not, and says no more than "bad
-// signature"; bad bodies are 400s that do not echo them, big ones 413s. The TCP listener
-// refuses to start without a key, and serves the same route when it has one.
+// signature"; bad bodies are 400s that do not echo them, big ones 413s. A replay is refused by
+// another app sharing the agent's memory (the listener after a reload) and by one reading it from
+// the state directory (after a restart). The TCP listener refuses to start without a key, and
+// serves the same route when it has one.
 import { describe, expect, test } from 'bun:test';
 import { createHmac } from 'node:crypto';
-import { createWebhookApp, MAX_WEBHOOK_BODY, startWebhookServer, WebhookKey, webhookRoutes } from '../../../src/agent/webhook.ts';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPLAY_FILE, ReplayMemory } from '../../../src/agent/replay.ts';
+import { createWebhookApp, MAX_SIGNATURE_AGE_MS, MAX_WEBHOOK_BODY, startWebhookServer, WebhookKey, webhookRoutes } from '../../../src/agent/webhook.ts';
 import { DsoError } from '../../../src/errors.ts';
 import { createLogger } from '../../../src/observe/log.ts';
 import { Redactor } from '../../../src/observe/redact.ts';
@@ -12,7 +18,7 @@ import { Redactor } from '../../../src/observe/redact.ts';
 const KEY = 'test-webhook-key-0123456789abcdef';
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 0);
 
-function setup(options: { socket?: boolean; fail?: boolean } = {}) {
+function setup(options: { socket?: boolean; fail?: boolean; replay?: ReplayMemory } = {}) {
   const calls: string[][] = [];
   const logs: string[] = [];
   const clock = { now: NOW };
@@ -24,7 +30,7 @@ function setup(options: { socket?: boolean; fail?: boolean } = {}) {
   };
   const app = options.socket
     ? webhookRoutes({ trigger, log, auth: 'socket' })
-    : createWebhookApp({ trigger, log, auth: WebhookKey.fromEnv({ HOOK: KEY }, 'HOOK'), now: () => clock.now });
+    : createWebhookApp({ trigger, log, auth: WebhookKey.fromEnv({ HOOK: KEY }, 'HOOK'), now: () => clock.now, ...(options.replay ? { replay: options.replay } : {}) });
   return { app, calls, logs, clock };
 }
 
@@ -106,6 +112,56 @@ test('a replayed request is accepted once: the copy gets a 202 marked duplicate 
   // A new signature (a new timestamp) for the same body is a new request.
   expect((await post(t.app, body, sign(body, { at: t.clock.now }))).status).toBe(202);
   expect(t.calls).toHaveLength(2);
+});
+
+describe('the replay memory outlives the app that accepted the request', () => {
+  let dir: string;
+  const memory = (now: () => number) => ReplayMemory.open(join(dir, 'state'), { windowMs: MAX_SIGNATURE_AGE_MS, now, log: () => {} });
+  const body = JSON.stringify({ secrets: ['vault:app/db'] });
+
+  test('another app sharing the memory (the listener rebuilt by a reload) and one reading it back (a restart) refuse the copy', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dso-webhook-'));
+    try {
+      const shared = memory(() => NOW);
+      const first = setup({ replay: shared });
+      const headers = sign(body);
+      expect((await post(first.app, body, headers)).status).toBe(202);
+      const reloaded = setup({ replay: shared });
+      expect(await (await post(reloaded.app, body, headers)).json()).toEqual({ accepted: 0, duplicate: true });
+      // The 202 above was answered after the memory was on disk.
+      const restarted = setup({ replay: memory(() => NOW + 60_000) });
+      restarted.clock.now = NOW + 60_000;
+      expect(await (await post(restarted.app, body, headers)).json()).toEqual({ accepted: 0, duplicate: true });
+      expect([first.calls, reloaded.calls, restarted.calls]).toEqual([[['vault:app/db']], [], []]);
+      // Past the window the copy is refused by its timestamp, as before.
+      restarted.clock.now = NOW + MAX_SIGNATURE_AGE_MS + 1000;
+      expect((await post(restarted.app, body, headers)).status).toBe(401);
+      expect(restarted.logs.join('')).toContain("s from the agent's clock");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('after a start whose memory could not be read: a signed request is a 503 to retry, an unsigned one still a 401, and the trigger untouched', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dso-webhook-'));
+    try {
+      mkdirSync(join(dir, 'state'));
+      writeFileSync(join(dir, 'state', REPLAY_FILE), 'not json');
+      const t = setup({ replay: memory(() => NOW) });
+      const r = await post(t.app, body, sign(body));
+      expect(r.status).toBe(503);
+      expect(r.headers.get('retry-after')).toBe('60');
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
+      expect((await post(t.app, body)).status).toBe(401);
+      expect(t.calls).toEqual([]);
+      // Signed once the lost memory's window is over: accepted.
+      t.clock.now = NOW + MAX_SIGNATURE_AGE_MS + 1000;
+      expect((await post(t.app, body, sign(body, { at: t.clock.now }))).status).toBe(202);
+      expect(t.calls).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('a malformed body is a 400 that does not echo it', () => {

@@ -81,6 +81,15 @@ defaults:
   expect(c.defaults.rotation).toEqual({ strategy: 'signal', signal: 'SIGUSR1' });
 });
 
+test('the admin socket and metrics on a unix socket: read with their modes (admin: 0600 alone, 0660 with a group)', async () => {
+  const read = async (yaml: string) => (await parseConfig(yaml, 'dso.yaml')).agent;
+  expect((await read('agent:\n  socket: { admin: { path: /run/dso/admin.sock } }')).socket.admin).toEqual({ path: '/run/dso/admin.sock', mode: 0o600 });
+  expect((await read('agent:\n  socket: { admin: { path: /run/dso/admin.sock, group: ops } }')).socket.admin).toEqual({ path: '/run/dso/admin.sock', group: 'ops', mode: 0o660 });
+  expect((await read('agent:\n  socket: { admin: { path: /run/dso/admin.sock, group: ops, mode: "0640" } }')).socket.admin).toEqual({ path: '/run/dso/admin.sock', group: 'ops', mode: 0o640 });
+  expect((await read('agent:\n  metrics: { address: "unix:/run/dso/metrics.sock" }')).metrics).toEqual({ enabled: true, address: 'unix:/run/dso/metrics.sock' });
+  expect((await read('agent:\n  metrics: { address: "unix:/run/dso/metrics.sock", group: prometheus, mode: "0640" }')).metrics).toEqual({ enabled: true, address: 'unix:/run/dso/metrics.sock', group: 'prometheus', mode: 0o640 });
+});
+
 describe('every field refuses bad input, at its line, naming the expected form', () => {
   test.each([
     ['agent:\n  socket: { path: relative.sock }', 'agent.socket.path', 'absolute path'],
@@ -89,6 +98,15 @@ describe('every field refuses bad input, at its line, naming the expected form',
     ['agent:\n  socket: { group: "Bad Group" }', 'agent.socket.group', 'group name'],
     ['agent:\n  metrics: { address: "9090" }', 'agent.metrics.address', 'HOST:PORT'],
     ['agent:\n  metrics: { enabled: "yes" }', 'agent.metrics.enabled', 'true or false'],
+    ['agent:\n  metrics: { address: "unix:relative.sock" }', 'agent.metrics.address', 'or unix:/ABSOLUTE/PATH'],
+    ['agent:\n  metrics: { address: "127.0.0.1:9090", group: dso }', 'agent.metrics.address', 'group and mode apply to a unix:/PATH address only'],
+    ['agent:\n  metrics: { address: "unix:/run/dso/m.sock", mode: "0666" }', 'agent.metrics.mode', 'must not give access to others'],
+    ['agent:\n  metrics: { address: "unix:/run/dso/dso.sock" }', 'agent.metrics.address', 'must differ from agent.socket.path'],
+    ['agent:\n  socket: { admin: { group: ops } }', 'agent.socket.admin', 'admin needs path'],
+    ['agent:\n  socket: { admin: { path: /run/dso/dso.sock } }', 'agent.socket.admin', 'must differ from agent.socket.path'],
+    ['agent:\n  socket: { admin: { path: /run/dso/a.sock, mode: "0606" } }', 'agent.socket.admin.mode', 'must not give access to others'],
+    ['agent:\n  socket: { admin: { path: /run/dso/a.sock, group: "Ops Team" } }', 'agent.socket.admin.group', 'group name'],
+    ['agent:\n  socket: { admin: { path: /run/dso/a.sock, user: x } }', 'agent.socket.admin.user', 'agent.socket.admin takes the keys path, group, mode'],
     ['agent:\n  log: { level: verbose }', 'agent.log.level', 'debug, info, warn or error'],
     ['agent:\n  log: { format: xml }', 'agent.log.format', 'json or text'],
     ['agent:\n  watch: { polling_interval: 5 }', 'agent.watch.polling_interval', 'a duration like'],

@@ -14,6 +14,7 @@ import type { Accounts } from '../../../src/system/accounts.ts';
 import type { SystemLayout } from '../../../src/system/layout.ts';
 import { describePlan, executeSetup, planSetup, type HostFacts, type SetupOptions } from '../../../src/system/setup.ts';
 import type { CommandResult, HostCommands } from '../../../src/system/systemctl.ts';
+import { agentConfigTemplate } from '../../../src/system/config-template.ts';
 import { renderUnit } from '../../../src/system/unit.ts';
 
 const TOKEN = 'SETUP_TEST_SECRET_value_1234';
@@ -210,6 +211,27 @@ describe('the plan', () => {
     const plan = planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200]] }) }), LAYOUT, OPTIONS);
     expect(plan.unitText).toMatch(/^SupplementaryGroups=dso-users$/m);
     expect(plan.unitText).toMatch(/^SystemCallFilter=@chown$/m);
+  });
+
+  test('the admin socket and a metrics socket: their directories are the agent\'s, their groups joined, and each group must exist', async () => {
+    const c = await parseConfig(`agent:\n  socket: { group: dso-users, admin: { path: /run/dso/admin.sock, group: dso-admins } }\n  metrics: { address: "unix:/run/dso-metrics/metrics.sock", group: prometheus }\n`, 'dso.yaml');
+    expect(() => planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['prometheus', 1202]] }) }), LAYOUT, OPTIONS)).toThrow('agent.socket.admin.group: there is no group "dso-admins" on this host');
+    expect(() => planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['dso-admins', 1201]] }) }), LAYOUT, OPTIONS)).toThrow('agent.metrics.group: there is no group "prometheus" on this host');
+    const plan = planSetup(c, freshHost({ accounts: accounts({ groups: [['dso-users', 1200], ['dso-admins', 1201], ['prometheus', 1202]] }) }), LAYOUT, OPTIONS);
+    expect(plan.unitText).toMatch(/^SupplementaryGroups=dso-users dso-admins prometheus$/m);
+    expect(plan.unitText).toMatch(/^RuntimeDirectory=dso dso-metrics$/m);
+    expect(plan.unitText).toMatch(/^SystemCallFilter=@chown$/m);
+    const inRun = await parseConfig(`agent:\n  socket: { admin: { path: /run/admin.sock } }\n`, 'dso.yaml');
+    expect(() => planSetup(inRun, freshHost(), LAYOUT, OPTIONS)).toThrow('agent.socket.admin.path /run/admin.sock is directly in /run');
+  });
+
+  test('the dso.yaml `bootstrap agent` writes is valid, and so are its admin and metrics sockets once uncommented', async () => {
+    const text = agentConfigTemplate({ nonroot: true });
+    expect((await parseConfig(text, 'dso.yaml')).agent.socket.admin).toBeUndefined();
+    const uncommented = text.replace('    # admin: {', '    admin: {').replace('  # metrics: {', '  metrics: {');
+    const c = await parseConfig(uncommented, 'dso.yaml');
+    expect(c.agent.socket.admin).toEqual({ path: '/run/dso/admin.sock', group: 'dso-admins', mode: 0o660 });
+    expect(c.agent.metrics.address).toBe('unix:/run/dso/metrics.sock');
   });
 
   test('refused before any change: not root, no systemd, a socket directly in /run', async () => {
