@@ -199,6 +199,27 @@ describe('dso agent', () => {
     expect((await fetch('http://agent/v1/health', { unix: socket } as RequestInit)).status).toBe(200);
   });
 
+  test('SIGTERM the moment its socket appears (before start has finished) still stops it in order', async () => {
+    // systemd may stop a unit that has only just started: the socket exists before startAgent
+    // returns, and a signal then must not kill the process with the socket left behind.
+    for (let i = 0; i < 3; i++) {
+      const sock = join(sb.dir, 'run', `early-${i}.sock`);
+      const proc = Bun.spawn([DSO_BIN, 'agent', '--config', join(sb.dir, 'agent.yaml'), '--socket', sock, '--metrics-address', 'off', '--state-dir', join(sb.dir, `early-state-${i}`)], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AGENT_VAULT_PASS: AGENT_PASS, DOCKER_HOST },
+        stdout: 'ignore',
+        stderr: 'pipe',
+      });
+      const stderr = new Response(proc.stderr as ReadableStream<Uint8Array>).text();
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(sock) && Date.now() < deadline && proc.exitCode === null) await Bun.sleep(2);
+      expect(existsSync(sock)).toBe(true);
+      proc.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+      expect(existsSync(sock)).toBe(false);
+      expect(await stderr).toContain('Agent stopped');
+    }
+  });
+
   test('SIGTERM stops it and removes the socket; a stale socket is then replaced', async () => {
     agent.kill('SIGTERM');
     expect(await agent.exited).toBe(0);

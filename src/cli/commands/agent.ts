@@ -34,7 +34,23 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
     });
   }
   const { startAgent } = await import('../../agent/daemon.ts');
-  const agent = await startAgent({
+  // Signals are taken before the agent starts: its socket exists before startAgent returns, so
+  // a SIGTERM sent as soon as the socket appears (systemd stopping a unit that just started)
+  // must stop it in order, removing the socket, not kill the process with Bun's default action.
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  let stopRequested: string | undefined;
+  let reloadRequested = false;
+  const onStop = (signal: string) => () => {
+    if (agent) void agent.stop(signal);
+    else stopRequested ??= signal;
+  };
+  process.on('SIGTERM', onStop('SIGTERM'));
+  process.on('SIGINT', onStop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (agent) void agent.reload();
+    else reloadRequested = true;
+  });
+  agent = await startAgent({
     configPath,
     env: cli.env,
     ...(flags.socket ? { socketPath: flags.socket as string } : {}),
@@ -42,10 +58,8 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
     ...(flags['state-dir'] ? { stateDir: flags['state-dir'] as string } : {}),
     write: (line) => cli.stderr.write(line),
   });
-  const onStop = (signal: string) => () => void agent.stop(signal);
-  process.on('SIGTERM', onStop('SIGTERM'));
-  process.on('SIGINT', onStop('SIGINT'));
-  process.on('SIGHUP', () => void agent.reload());
+  if (stopRequested !== undefined) void agent.stop(stopRequested);
+  else if (reloadRequested) void agent.reload();
   await agent.stopped;
   return 0;
 }
