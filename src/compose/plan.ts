@@ -1,7 +1,7 @@
 // Observe -> plan: from the resolved Compose model, the plain-data plan of which secret goes to
 // which service, how (environment or file), where, owned by whom. Pure: no I/O, no values.
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
+import { secretVolumeName } from '../docker/storage-names.ts';
 import { MAX_ID } from '../docker/tar.ts';
 import { DsoError } from '../errors.ts';
 import { defaultFilePath, isReference, parseReference, parseSecretId, type SecretReference } from './references.ts';
@@ -241,8 +241,7 @@ function mountsFor(project: string, service: string, files: FileSecret[]): Secre
     }
   }
   return [...dirs].sort().map((dir) => {
-    const suffix = dir === DEFAULT_SECRETS_DIR ? '' : `_${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`;
-    const volume = `dso_${project}_${service}${suffix}`;
+    const volume = secretVolumeName(project, service, dir);
     return { dir, volume, volumeKey: volume };
   });
 }
