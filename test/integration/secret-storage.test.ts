@@ -441,8 +441,6 @@ services:
     }
     const up = await dso(sb, ['up', '-p', p, '-d']);
     expect(up.code, up.stderr).toBe(0);
-    // Accounts to switch to inside the maxuid container (its user database is not a secret).
-    await dockerOk(['exec', `${p}-maxuid-1`, 'sh', '-c', 'echo "big:x:4294967294:4294967294::/:/bin/sh" >> /etc/passwd && echo "other:x:1000:1000::/:/bin/sh" >> /etc/passwd']);
   });
 
   afterAll(async () => {
@@ -451,26 +449,43 @@ services:
     sb.cleanup();
   });
 
-  const check = async () => {
+  const check = async (openshift = OPENSHIFT, maxuid = MAXUID) => {
     // user: "1000680000": the file is that user's, and the container, running as it, reads it.
     expect(await dockerOk(['exec', `${p}-openshift-1`, 'id', '-u'])).toBe('1000680000\n');
     expect(await dockerOk(['exec', `${p}-openshift-1`, 'stat', '-c', '%u %g %a', '/run/secrets/app/openshift'])).toBe('1000680000 1000680000 400\n');
-    expect(await dockerOk(['exec', `${p}-openshift-1`, 'cat', '/run/secrets/app/openshift'])).toBe(OPENSHIFT);
+    expect(await dockerOk(['exec', `${p}-openshift-1`, 'cat', '/run/secrets/app/openshift'])).toBe(openshift);
     // 1954453 is the owner seven octal digits made of 1000680000: it must not read the file.
     expect((await docker(['exec', '-u', '1954453', `${p}-openshift-1`, 'cat', '/run/secrets/app/openshift'])).code).not.toBe(0);
     // ?uid=4294967294, the largest id: owner exact, and a process running as it reads the file.
     // Docker starts containers only as users up to 2147483647, so the process switches to it inside.
     expect(await dockerOk(['exec', `${p}-maxuid-1`, 'stat', '-c', '%u %g %a', '/run/secrets/app/maxuid'])).toBe('4294967294 4294967294 400\n');
+    const direct = await docker(['exec', '-u', '4294967294', `${p}-maxuid-1`, 'true']);
+    expect(direct.code).not.toBe(0);
+    expect(direct.stdout + direct.stderr).toContain('uids and gids must be in range 0-2147483647');
+    // Accounts to switch to (the container's user database is not a secret).
+    await dockerOk(['exec', `${p}-maxuid-1`, 'sh', '-c', 'grep -q ^big: /etc/passwd || printf "big:x:4294967294:4294967294::/:/bin/sh\\nother:x:1000:1000::/:/bin/sh\\n" >> /etc/passwd']);
     const as = (user: string) => docker(['exec', `${p}-maxuid-1`, 'su', user, '-c', 'id -u; cat /run/secrets/app/maxuid']);
-    expect(await as('big')).toMatchObject({ code: 0, stdout: `4294967294\n${MAXUID}` });
+    expect(await as('big')).toMatchObject({ code: 0, stdout: `4294967294\n${maxuid}` });
     expect(await as('other')).toMatchObject({ code: 1, stdout: '1000\n' });
   };
 
-  test('the first up writes them exactly (a new volume, one archive)', check);
+  test('the first up writes them exactly (a new volume, one archive)', () => check());
 
   test('a second up writes them exactly too (files replaced in place by dso-holder publish)', async () => {
     const up = await dso(sb, ['up', '-p', p, '-d']);
     expect(up.code, up.stderr).toBe(0);
     await check();
+  });
+
+  test('a rotation writes them exactly too (a new generation of volumes)', async () => {
+    const [openshift, maxuid] = [canary('openshift2'), canary('maxuid2')];
+    for (const [name, value] of [['app/openshift', openshift], ['app/maxuid', maxuid]] as const) {
+      const r = await dso(sb, ['secret', 'set', name], { input: value });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('Rotated 1 of 1 container');
+    }
+    expect((await mountedVolume(`${p}-openshift-1`)).labels['dso.generation']).toMatch(/^r/);
+    await check(openshift, maxuid);
+    expect(scanForLeaks([DATA_ROOT, sb.dir, '/tmp'], [OPENSHIFT, MAXUID, openshift, maxuid], { skip: (x) => x.endsWith('vault.enc') })).toEqual([]);
   });
 });
