@@ -1,7 +1,8 @@
 // Observe -> plan: from the resolved Compose model, the plain-data plan of which secret goes to
 // which service, how (environment or file), where, owned by whom. Pure: no I/O, no values.
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
+import { secretVolumeName } from '../docker/storage-names.ts';
+import { MAX_ID } from '../docker/tar.ts';
 import { DsoError } from '../errors.ts';
 import { defaultFilePath, isReference, parseReference, parseSecretId, type SecretReference } from './references.ts';
 
@@ -72,7 +73,7 @@ export function planSecrets(
     if (!def || typeof def !== 'object' || Array.isArray(def)) {
       throw new DsoError('COMPOSE_FILE', `service "${service}" is not a mapping of settings`, { hint: 'check the file with `docker compose config`' });
     }
-    const owner = defaultOwner(def.user ?? opts.imageUser?.(service));
+    const owner = defaultOwner(service, def.user, opts.imageUser?.(service));
     const env: EnvSecret[] = [];
     const files: FileSecret[] = [];
     for (const [variable, value] of environmentEntries(def.environment)) {
@@ -155,8 +156,8 @@ function serviceSecrets(secrets: unknown, service: string): SecretUse[] {
 function parseId(v: unknown, service: string, key: string, what: string): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;
   const s = String(v);
-  if (!/^\d{1,10}$/.test(s)) {
-    throw new DsoError('INVALID_REFERENCE', `service "${service}": secret ${key} has ${what} "${s}"; it must be a number`, {
+  if (!/^\d{1,10}$/.test(s) || Number(s) > MAX_ID) {
+    throw new DsoError('INVALID_REFERENCE', `service "${service}": secret ${key} has ${what} "${s}"; it must be a number from 0 to ${MAX_ID}`, {
       hint: `write ${what}: "1000"`,
     });
   }
@@ -174,12 +175,23 @@ function parseMode(v: unknown, service: string, key: string): number | undefined
   return n;
 }
 
-/** The owner of secret files when the reference does not say: the service's numeric user, else root. */
-function defaultOwner(user: unknown): { uid: number; gid: number } {
+/**
+ * The owner of secret files when the reference does not say: the service's numeric user (from the
+ * compose file, else the image), else root. An id no Linux user can have is refused: the engine
+ * would cut it to 32 bits and give the file to someone else.
+ */
+function defaultOwner(service: string, composeUser: unknown, imageUser: string | undefined): { uid: number; gid: number } {
+  const user = composeUser ?? imageUser;
   const m = typeof user === 'string' || typeof user === 'number' ? /^(\d+)(?::(\d+))?$/.exec(String(user)) : null;
   if (!m) return { uid: 0, gid: 0 };
   const uid = Number(m[1]);
-  return { uid, gid: m[2] === undefined ? uid : Number(m[2]) };
+  const gid = m[2] === undefined ? uid : Number(m[2]);
+  if (uid > MAX_ID || gid > MAX_ID) {
+    throw new DsoError('INVALID_REFERENCE', `service "${service}": its user "${String(user)}"${composeUser === undefined ? ' (from its image)' : ''} is not a uid[:gid] from 0 to ${MAX_ID}`, {
+      hint: 'give the service a valid numeric user:, or ?uid= and ?gid= on its dsofile:// references',
+    });
+  }
+  return { uid, gid };
 }
 
 function checkPaths(service: string, files: FileSecret[]): void {
@@ -229,8 +241,7 @@ function mountsFor(project: string, service: string, files: FileSecret[]): Secre
     }
   }
   return [...dirs].sort().map((dir) => {
-    const suffix = dir === DEFAULT_SECRETS_DIR ? '' : `_${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`;
-    const volume = `dso_${project}_${service}${suffix}`;
+    const volume = secretVolumeName(project, service, dir);
     return { dir, volume, volumeKey: volume };
   });
 }

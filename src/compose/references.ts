@@ -194,7 +194,7 @@ function parseQuery(query: string, context: Delivery | 'id'): { version?: string
     } else if (context !== 'file' && (k === 'uid' || k === 'gid' || k === 'mode')) {
       throw new ReferenceProblem(`option "${k}" only applies to dsofile:// references`, `remove "${k}=${v}"`);
     } else if (k === 'uid' || k === 'gid') {
-      if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff) throw new ReferenceProblem(`${k} must be a numeric id`, `for example ?${k}=1000`);
+      if (!/^\d{1,10}$/.test(v) || Number(v) > 0xfffffffe) throw new ReferenceProblem(`${k} must be a numeric id from 0 to 4294967294`, `for example ?${k}=1000`);
       file[k] = Number(v);
     } else if (k === 'mode') {
       if (!/^0?[0-7]{3}$/.test(v)) throw new ReferenceProblem('mode must be octal like 0400 or 0440', 'for example ?mode=0440');

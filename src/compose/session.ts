@@ -334,6 +334,6 @@ async function removeSecretStorage(cli: Cli, project: string): Promise<void> {
   const engine = await connectEngine(cli.env);
   const left = await removeProjectSecrets(engine, project);
   if (left.length > 0) {
-    warn(cli, `secret volumes still in use by containers outside the project were kept: ${left.join(', ')}`);
+    warn(cli, `secret volumes still mounted by containers that \`compose down\` did not remove were kept: ${left.join(', ')}; remove those containers, then run \`${cli.prog} down\` again`);
   }
 }

@@ -5,15 +5,22 @@
 //
 // Why not putArchive straight into a container's tmpfs mount: the engine then writes the file
 // UNDER the mount, into the container's layer on the host disk (moby/moby#22020).
+//
+// Every volume and holder is named after its owner (storage-names.ts) and labelled with it; one
+// DSO finds under its name is used only when its labels name that same owner, so two projects
+// never share secret storage.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DsoError } from '../errors.ts';
 import { LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
 import type { SecretPlan } from '../compose/plan.ts';
-import type { Engine } from './engine.ts';
+import type { ContainerInfo, Engine, VolumeInfo } from './engine.ts';
 import { READY_MARKER } from './in-container.ts';
 import { HOLDER_SHA256, HOLDER_VERSION, holderBinary, type HolderArch } from './holder-binary.ts';
+import { holderName, rotationHolderName, secretVolumeName } from './storage-names.ts';
 import { buildTar, type TarEntry } from './tar.ts';
+
+export { holderName } from './storage-names.ts';
 
 const HOLDER_REPO = 'dso-holder';
 const HOLDER_PATH = '/dso-holder';
@@ -34,11 +41,6 @@ export interface Delivery {
 
 export function holderImageRef(arch: HolderArch): string {
   return `${HOLDER_REPO}:${HOLDER_VERSION}-${HOLDER_SHA256[arch].slice(0, 12)}`;
-}
-
-export function holderName(project: string, volumes: readonly string[]): string {
-  const h = createHash('sha256').update([...volumes].sort().join('\n')).digest('hex').slice(0, 8);
-  return `dso-holder-${project}-${h}`;
 }
 
 export async function engineArch(engine: Engine): Promise<HolderArch> {
@@ -80,9 +82,18 @@ export async function ensureHolderImage(engine: Engine, arch: HolderArch, progre
 export async function ensureBinVolume(engine: Engine, progress: Progress): Promise<string> {
   const arch = await engineArch(engine);
   const name = `dso-bin-${HOLDER_VERSION}-${HOLDER_SHA256[arch].slice(0, 12)}`;
-  if (await engine.inspectVolume(name)) return name;
-  const image = await ensureHolderImage(engine, arch, progress);
   const labels = { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'bin' };
+  const existing = await engine.inspectVolume(name);
+  if (existing) {
+    // Its program becomes the entrypoint of every container with secret files: only DSO's own.
+    if (existing.labels[LABEL_MANAGED] !== 'true' || existing.labels[LABEL_ROLE] !== 'bin') {
+      throw new DsoError('REFUSED', `volume ${name} exists but DSO did not make it (it lacks the labels ${LABEL_MANAGED}=true and ${LABEL_ROLE}=bin), and its program would start every container that has secret files; nothing was started`, {
+        hint: `remove it (docker volume rm ${name}) and run the command again; DSO makes it itself`,
+      });
+    }
+    return name;
+  }
+  const image = await ensureHolderImage(engine, arch, progress);
   const copier = await engine.createContainer({
     name: `${name}-copy-${process.pid}`,
     Image: image,
@@ -93,22 +104,70 @@ export async function ensureBinVolume(engine: Engine, progress: Progress): Promi
   return name;
 }
 
-async function ensureVolume(engine: Engine, project: string, service: string, dir: string, volume: string): Promise<boolean> {
-  const existing = await engine.inspectVolume(volume);
-  if (existing) {
-    if (existing.driver !== 'local' || existing.options.type !== 'tmpfs') {
-      throw new DsoError('NOT_RAM_BACKED', `volume ${volume} exists but is not a tmpfs volume, so secrets written to it could reach disk`, {
-        hint: `remove it (docker volume rm ${volume}) and run the command again; DSO will create it in RAM`,
-      });
-    }
-    return false;
+/** Who a secret volume serves: one directory of one service of one project, in one generation. */
+interface VolumeOwner {
+  project: string;
+  service: string;
+  dir: string;
+  /** `base`, or the rotation that made it. */
+  generation: string;
+}
+
+function volumeLabels(o: VolumeOwner): Record<string, string> {
+  return {
+    [LABEL_MANAGED]: 'true',
+    [LABEL_ROLE]: 'secret-volume',
+    [LABEL_PROJECT]: o.project,
+    [LABEL_SERVICE]: o.service,
+    [LABEL_MOUNT_DIR]: o.dir,
+    [LABEL_GENERATION]: o.generation,
+    ...(o.generation === 'base' ? {} : { [LABEL_ROTATION]: o.generation }),
+  };
+}
+
+function ownerText(labels: Record<string, string>): string {
+  if (labels[LABEL_MANAGED] !== 'true' || !labels[LABEL_PROJECT]) return 'no DSO project (it does not carry DSO\'s labels)';
+  const parts = [`project "${labels[LABEL_PROJECT]}"`];
+  if (labels[LABEL_SERVICE]) parts.push(`service "${labels[LABEL_SERVICE]}"`);
+  if (labels[LABEL_MOUNT_DIR]) parts.push(`directory ${labels[LABEL_MOUNT_DIR]}`);
+  if (labels[LABEL_ROTATION]) parts.push(`rotation ${labels[LABEL_ROTATION]}`);
+  return parts.join(', ');
+}
+
+const foreignHint = (kind: 'volume' | 'container', name: string, labels: Record<string, string>) =>
+  `DSO never shares secret storage between projects. If nothing needs it any more, remove it (docker ${kind === 'volume' ? 'volume rm' : 'rm -f'} ${name}${labels[LABEL_PROJECT] ? `, or \`docker dso down\` in project "${labels[LABEL_PROJECT]}"` : ''}) and run the command again`;
+
+/**
+ * Refuses a volume DSO found under the name it wants for `o` unless its labels name exactly `o`
+ * and it is RAM-backed. Observation only: it is called before DSO creates or writes anything.
+ */
+function checkVolume(existing: VolumeInfo, o: VolumeOwner): void {
+  const want = volumeLabels(o);
+  if (Object.entries(want).some(([k, v]) => (existing.labels[k] ?? (k === LABEL_GENERATION ? 'base' : undefined)) !== v)) {
+    throw new DsoError('REFUSED', `volume ${existing.name} belongs to ${ownerText(existing.labels)}, not to project "${o.project}", service "${o.service}", directory ${o.dir}; nothing was started`, {
+      hint: foreignHint('volume', existing.name, existing.labels),
+    });
   }
-  await engine.createVolume(
-    volume,
-    { type: 'tmpfs', device: 'tmpfs', o: `size=${VOLUME_SIZE},mode=0755` },
-    { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'secret-volume', [LABEL_PROJECT]: project, [LABEL_SERVICE]: service, [LABEL_MOUNT_DIR]: dir, [LABEL_GENERATION]: 'base' },
-  );
-  return true;
+  if (existing.driver !== 'local' || existing.options.type !== 'tmpfs') {
+    throw new DsoError('NOT_RAM_BACKED', `volume ${existing.name} exists but is not a tmpfs volume, so secrets written to it could reach disk`, {
+      hint: `remove it (docker volume rm ${existing.name}) and run the command again; DSO will create it in RAM`,
+    });
+  }
+}
+
+/** Refuses a container found under a holder's name unless it is this project's holder of these volumes. */
+function checkHolder(existing: ContainerInfo, project: string, volumes: readonly string[]): void {
+  const l = existing.labels;
+  const ours = l[LABEL_MANAGED] === 'true' && l[LABEL_ROLE] === 'holder' && l[LABEL_PROJECT] === project && l[LABEL_ROTATION] === undefined && volumes.every((v) => existing.volumes.includes(v));
+  if (!ours) {
+    throw new DsoError('REFUSED', `container ${existing.name} is not the holder of project "${project}" that DSO would use under that name (it belongs to ${l[LABEL_ROLE] === 'holder' ? ownerText(l) : 'no DSO project (it is not a DSO holder)'}); nothing was started`, {
+      hint: foreignHint('container', existing.name, l),
+    });
+  }
+}
+
+async function createSecretVolume(engine: Engine, volume: string, o: VolumeOwner): Promise<void> {
+  await engine.createVolume(volume, { type: 'tmpfs', device: 'tmpfs', o: `size=${VOLUME_SIZE},mode=0755` }, volumeLabels(o));
 }
 
 /**
@@ -128,15 +187,24 @@ export async function deliverFiles(
     if (created.holder) await engine.removeContainer(created.holder).catch(() => {});
     for (const v of created.volumes) await engine.removeVolume(v).catch(() => {});
   };
+  // Observe first: whatever DSO finds under its names must be this project's, or nothing happens.
+  const arch = await engineArch(engine);
+  const missing: typeof mounts = [];
+  for (const m of mounts) {
+    const existing = await engine.inspectVolume(m.volume);
+    if (existing) checkVolume(existing, { project: plan.project, service: m.service, dir: m.dir, generation: 'base' });
+    else missing.push(m);
+  }
+  const volumes = mounts.map((m) => m.volume);
+  const name = holderName(plan.project, volumes);
+  let holder = await engine.inspectContainer(name);
+  if (holder) checkHolder(holder, plan.project, volumes);
   try {
-    const arch = await engineArch(engine);
     const image = await ensureHolderImage(engine, arch, progress);
-    for (const m of mounts) {
-      if (await ensureVolume(engine, plan.project, m.service, m.dir, m.volume)) created.volumes.push(m.volume);
+    for (const m of missing) {
+      await createSecretVolume(engine, m.volume, { project: plan.project, service: m.service, dir: m.dir, generation: 'base' });
+      created.volumes.push(m.volume);
     }
-    const volumes = mounts.map((m) => m.volume);
-    const name = holderName(plan.project, volumes);
-    let holder = await engine.inspectContainer(name);
     if (!holder) {
       const id = await engine.createHolderContainer({
         name,
@@ -212,33 +280,38 @@ export async function prepareGeneration(
 ): Promise<Generation> {
   const arch = await engineArch(engine);
   const image = await ensureHolderImage(engine, arch, progress);
+  const owner = (dir: string): VolumeOwner => ({ project: target.project, service: target.service, dir, generation: target.rotation });
   const volumes = new Map<string, string>();
-  for (const dir of target.dirs) {
-    const suffix = createHash('sha256').update(dir).digest('hex').slice(0, 8);
-    volumes.set(dir, `dso_${target.project}_${target.service}_${suffix}_${target.rotation}`);
-  }
+  for (const dir of target.dirs) volumes.set(dir, secretVolumeName(target.project, target.service, dir, target.rotation));
   const names = [...volumes.values()];
-  const holderName = `dso-holder-${target.project}-${target.rotation}`;
-  await created({ volumes: names, holder: holderName });
+  const holder = rotationHolderName(target.project, target.service, target.rotation);
+  // A new rotation's names are free; anything under them is someone else's, and is neither used
+  // (creating a volume that exists returns it as it is) nor removed by this rotation's undo.
+  const taken = (kind: 'volume' | 'container', name: string, labels: Record<string, string>) =>
+    new DsoError('REFUSED', `${kind} ${name}, which rotation ${target.rotation} of service "${target.service}" would create, exists already (it belongs to ${ownerText(labels)}); nothing was changed`, {
+      hint: foreignHint(kind, name, labels),
+    });
+  for (const volume of names) {
+    const existing = await engine.inspectVolume(volume);
+    if (existing) throw taken('volume', volume, existing.labels);
+  }
+  const existingHolder = await engine.inspectContainer(holder);
+  if (existingHolder) throw taken('container', holder, existingHolder.labels);
+  await created({ volumes: names, holder });
+  // Only what this call made goes: never an object that merely has one of these names.
   let holderId: string | undefined;
+  const made: string[] = [];
   const remove = async () => {
-    await engine.removeContainer(holderId ?? holderName).catch(() => {});
-    for (const v of names) await engine.removeVolume(v).catch(() => {});
+    if (holderId) await engine.removeContainer(holderId).catch(() => {});
+    for (const v of made) await engine.removeVolume(v).catch(() => {});
   };
   try {
     for (const [dir, volume] of volumes) {
-      await engine.createVolume(volume, { type: 'tmpfs', device: 'tmpfs', o: `size=${VOLUME_SIZE},mode=0755` }, {
-        [LABEL_MANAGED]: 'true',
-        [LABEL_ROLE]: 'secret-volume',
-        [LABEL_PROJECT]: target.project,
-        [LABEL_SERVICE]: target.service,
-        [LABEL_MOUNT_DIR]: dir,
-        [LABEL_GENERATION]: target.rotation,
-        [LABEL_ROTATION]: target.rotation,
-      });
+      await createSecretVolume(engine, volume, owner(dir));
+      made.push(volume);
     }
     holderId = await engine.createHolderContainer({
-      name: holderName,
+      name: holder,
       image,
       labels: { [LABEL_MANAGED]: 'true', [LABEL_ROLE]: 'holder', [LABEL_PROJECT]: target.project, [LABEL_ROTATION]: target.rotation },
       volumes: Object.fromEntries(names.map((v) => [v, `${VOLUME_ROOT_IN_HOLDER}/${v}`])),
@@ -254,16 +327,17 @@ export async function prepareGeneration(
         tar.fill(0);
       }
     }
-    return { volumes, holder: holderName, remove };
+    return { volumes, holder, remove };
   } catch (e) {
     await remove();
     throw e;
   }
 }
 
-/** The running holder that keeps `volume` mounted (started again if it was stopped). */
+/** The running holder that keeps `volume` mounted (started again if it was stopped), of the volume's own project. */
 async function holderOf(engine: Engine, volume: string): Promise<{ id: string }> {
-  const holders = await engine.listContainers([`${LABEL_ROLE}=holder`]);
+  const project = (await engine.inspectVolume(volume))?.labels[LABEL_PROJECT];
+  const holders = project === undefined ? [] : await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${project}`]);
   const h = holders.find((x) => x.volumes.includes(volume));
   if (!h) throw new DsoError('DOCKER_API', `no DSO holder keeps the secret volume ${volume} mounted`, { hint: 'run `docker dso up` for its project again' });
   if (!h.running) await engine.startContainer(h.id);
@@ -431,25 +505,63 @@ function volumeEntries(dir: string, files: ReadonlyArray<{ name: string; path: s
 
 /**
  * Removes a project's holders and secret volumes that nothing needs: after `compose down` all of
- * them; after `up`, those of an earlier run that no container mounts any more. A holder whose
- * volumes a live container mounts (a rotated container's new generation) is kept: without it the
- * volume would lose its files the next time that container restarts.
+ * them; after `up`, those of an earlier run. Found by their labels, never by name, so storage
+ * named the way older versions named it goes too. A volume a live container still mounts stays
+ * (a rotated container's new generation, a container that outlived `down`), and so does one
+ * running holder for it: without one the volume would lose its files the next time that
+ * container restarts. Returns the volumes kept that way (or that the engine would not remove).
+ *
+ * Before names carried a hash, two projects could share one volume (project shop_web with
+ * service api, project shop with service web_api: both `dso_shop_web_api`), labelled for
+ * whichever came first and held by both projects' holders. It holds this project's values too,
+ * so once nothing mounts it, it goes with this project's storage whatever its label says, and so
+ * does another project's holder that holds nothing else.
  */
 export async function removeProjectSecrets(engine: Engine, project: string, opts: { keepHolder?: string; keepVolumes?: readonly string[] } = {}): Promise<string[]> {
-  const inUse = new Set((await engine.listContainers([`${LABEL_MANAGED}=true`])).filter((c) => !c.labels[LABEL_ROLE]).flatMap((c) => c.volumes));
-  const holders = await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${project}`]);
+  const managed = await engine.listContainers([`${LABEL_MANAGED}=true`]);
+  const inUse = new Set(managed.filter((c) => !c.labels[LABEL_ROLE]).flatMap((c) => c.volumes));
+  const holders = managed.filter((c) => c.labels[LABEL_ROLE] === 'holder');
+  const ours = holders.filter((h) => h.labels[LABEL_PROJECT] === project);
+  const labelled = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`]);
+  const mine = new Set([...labelled.map((v) => v.name), ...ours.flatMap((h) => h.volumes)]);
+  const keep = new Set(opts.keepVolumes);
+  const needed = (v: string) => inUse.has(v) || keep.has(v);
+  const remaining = new Set(holders);
+  const heldElsewhere = (h: ContainerInfo, v: string) => [...remaining].some((o) => o !== h && o.volumes.includes(v) && (o.running || o.name === opts.keepHolder));
+  const removable = (h: ContainerInfo) => {
+    if (h.name === opts.keepHolder) return false;
+    if (h.labels[LABEL_PROJECT] === project) return h.volumes.every((v) => !needed(v) || heldElsewhere(h, v));
+    return h.volumes.length > 0 && h.volumes.every((v) => mine.has(v) && !needed(v));
+  };
   for (const h of holders) {
-    if (h.name === opts.keepHolder || h.volumes.some((v) => inUse.has(v))) continue;
-    await engine.removeContainer(h.id);
+    if (removable(h)) {
+      await engine.removeContainer(h.id);
+      remaining.delete(h);
+    } else if (h.labels[LABEL_PROJECT] === project && h.name !== opts.keepHolder && h.volumes.some((v) => !needed(v))) {
+      // It holds a volume a container still mounts, and others nobody needs: a holder of just the
+      // first takes its place (started before this one goes, so that volume stays mounted), and
+      // the others, with their values, leave RAM now rather than at the next `down`.
+      const still = h.volumes.filter(needed);
+      const name = holderName(project, still);
+      if (await engine.inspectContainer(name)) continue;
+      const id = await engine.createHolderContainer({ name, image: h.image, labels: h.labels, volumes: Object.fromEntries(still.map((v) => [v, `${VOLUME_ROOT_IN_HOLDER}/${v}`])) });
+      await engine.startContainer(id);
+      await engine.removeContainer(h.id);
+      remaining.delete(h);
+      remaining.add({ ...h, id, name, running: true, volumes: still });
+    }
   }
-  const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`]);
   const left: string[] = [];
-  for (const v of volumes) {
-    if (opts.keepVolumes?.includes(v.name) || inUse.has(v.name)) continue;
+  for (const v of mine) {
+    if (keep.has(v)) continue;
+    if (inUse.has(v)) {
+      left.push(v);
+      continue;
+    }
     try {
-      await engine.removeVolume(v.name);
+      await engine.removeVolume(v);
     } catch {
-      left.push(v.name); // still used by a container that outlived `down`
+      left.push(v); // mounted by something DSO does not manage
     }
   }
   return left;
