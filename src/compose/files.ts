@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
 import type { ComposeGlobals } from './args.ts';
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
@@ -68,7 +68,7 @@ export function collectXDso(files: readonly string[]): Map<string, string> {
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new DsoError('COMPOSE_FILE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+      throw new DsoError('COMPOSE_FILE', `cannot read ${file}: ${fsReason(e)}`, {
         hint: 'check the path given with -f (or COMPOSE_FILE)',
       });
     }

@@ -1,7 +1,7 @@
 // `dso secret set|get|list|rm`: manage the secrets of the local vault. Values enter from a hidden
 // prompt, stdin or a file, never argv, and leave only through `get` to stdout.
 import { readFileSync, statSync } from 'node:fs';
-import { DsoError } from '../../errors.ts';
+import { DsoError, fsReason } from '../../errors.ts';
 import { wipeAll } from '../../secrets/secret-bytes.ts';
 import { MAX_VALUE_BYTES as MAX_SECRET_BYTES } from '../../vault/format.ts';
 import { validateSecretName } from '../../vault/names.ts';
@@ -129,7 +129,7 @@ function checkValueFile(file: string): void {
     }
   } catch (e) {
     if (e instanceof DsoError) throw e;
-    throw new DsoError('USAGE', `cannot read --from-file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+    throw new DsoError('USAGE', `cannot read --from-file ${file}: ${fsReason(e)}`, {
       hint: 'check the path and its permissions',
     });
   }
