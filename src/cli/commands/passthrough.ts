@@ -6,6 +6,7 @@ import type { FlagSpec } from '../flags.ts';
 export const DSO_PASSTHROUGH_FLAGS: FlagSpec[] = [
   { name: 'passphrase-file', type: 'string', valueName: 'FILE', description: 'Read the vault passphrase from FILE' },
   { name: 'mode', type: 'string', valueName: 'MODE', description: 'local (providers run by the CLI) or cloud (through the agent); default: see docs/agent.md' },
+  { name: 'strict', type: 'boolean', description: 'Refuse values that look like mistyped references (dso:x, DSOFILE://x) instead of warning' },
 ];
 
 /** DSO's own flags among Compose's: --passphrase-file FILE and --mode local|cloud (not Compose flags). */
