@@ -135,9 +135,10 @@ make_temp_dir() {
 }
 
 # The engine's and the images' packages; moto's are listed with moto below. strace holds the
-# agent inside one system call for test/hardening/permissions.test.ts.
+# agent inside one system call for test/hardening/permissions.test.ts; bash-completion, zsh and
+# fish run the completion scripts in test/integration/completion.test.ts.
 readonly engine_packages=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2
-  systemd debootstrap strace)
+  systemd debootstrap strace bash-completion zsh fish)
 
 # Installs whichever of the packages named as arguments are missing, with one apt run.
 install_packages() {

@@ -10,6 +10,8 @@ export interface FlagSpec {
   multiple?: boolean;
   description: string;
   valueName?: string;
+  /** The values a string flag takes, for shell completion (it does not validate them). */
+  choices?: readonly string[];
 }
 
 export interface ParsedFlags {

@@ -2,6 +2,7 @@
 // builds the CLI context, dispatches to a lazily loaded command, and maps errors to exit codes.
 import { DsoError } from '../errors.ts';
 import { COMMANDS, findCommand } from './commands.ts';
+import { COMPLETE_COMMAND, COMPLETE_NO_DESC_COMMAND, answerCompletion } from './completion.ts';
 import type { Cli } from './context.ts';
 import { topLevelHelp } from './help.ts';
 import { formatError } from './output.ts';
@@ -13,6 +14,7 @@ export async function main(argv: string[], cli: Omit<Cli, 'prog'>, argv0: string
     cli.stdout.write(pluginMetadata());
     return 0;
   }
+  if (argv[0] === COMPLETE_COMMAND || argv[0] === COMPLETE_NO_DESC_COMMAND) return answerCompletion(cli, argv, argv0);
   const asPlugin = invokedAsPlugin(argv0, argv, cli.env);
   // Installed (linked) as `dso-agent`, the binary is the agent: what systemd units run.
   const asAgent = !asPlugin && (argv0.split('/').pop() ?? '') === 'dso-agent';

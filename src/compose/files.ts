@@ -138,3 +138,17 @@ export function looksLikeXDsoKey(key: string): boolean {
   if (word === 'xdso' || word === 'dso') return true;
   return word.startsWith('x') && word.length >= 4 && word.length <= 5 && editDistance(word.slice(1), 'dso') === 1;
 }
+
+/** The service names the compose files define (for shell completion); unreadable files add none. */
+export function serviceNames(files: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const file of files) {
+    try {
+      const services = (parse(readFileSync(file, 'utf8')) as { services?: unknown } | null)?.services;
+      if (services && typeof services === 'object') for (const name of Object.keys(services)) names.add(name);
+    } catch {
+      // completion offers what it can read
+    }
+  }
+  return [...names].sort();
+}

@@ -9,6 +9,7 @@ import { configCandidates, findConfigPath } from '../../config/find.ts';
 import { ConfigInvalidError, parseConfig, type DsoConfig } from '../../config/load.ts';
 import { DsoError, fsReason } from '../../errors.ts';
 import { writeFileAtomic } from '../../vault/atomic-write.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import type { FlagSpec } from '../flags.ts';
 import { warn } from '../output.ts';
@@ -40,6 +41,8 @@ const SUBS: Record<string, Subcommand> = {
     run: edit,
   },
 };
+
+export const completion: CompletionSpec = { subcommands: SUBS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   return runSubcommand(cli, argv, { name: 'config', description: 'Show, validate and edit the DSO configuration file (dso.yaml).', subs: SUBS });

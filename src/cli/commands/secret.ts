@@ -5,6 +5,7 @@ import { DsoError, fsReason } from '../../errors.ts';
 import { wipeAll } from '../../secrets/secret-bytes.ts';
 import { MAX_VALUE_BYTES as MAX_SECRET_BYTES } from '../../vault/format.ts';
 import { validateSecretName } from '../../vault/names.ts';
+import type { CompletionSpec } from '../completion.ts';
 import { vaultPath, type Cli } from '../context.ts';
 import { table, warn } from '../output.ts';
 import { PASSPHRASE_FLAG } from '../passphrase.ts';
@@ -58,6 +59,8 @@ cannot be reached, the secret is removed with a warning.`,
   },
 };
 const ALIASES: Record<string, string> = { ls: 'list', remove: 'rm', delete: 'rm' };
+
+export const completion: CompletionSpec = { subcommands: SUBS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   return runSubcommand(cli, argv, { name: 'secret', description: 'Manage the secrets of the local vault.', subs: SUBS, aliases: ALIASES });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DsoError, exitCodeOf } from '../../errors.ts';
 import { LABEL_MANAGED } from '../../compose/labels.ts';
 import { VERSION } from '../../version.ts';
+import type { CompletionSpec } from '../completion.ts';
 import { vaultPath, type Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
@@ -14,8 +15,10 @@ import { table } from '../output.ts';
 const FLAGS: FlagSpec[] = [
   { name: 'json', type: 'boolean', description: 'Print JSON (a stable shape, see docs/agent.md)' },
   { name: 'watch', short: 'w', type: 'boolean', description: 'Refresh every 2 seconds until interrupted' },
-  { name: 'mode', type: 'string', valueName: 'MODE', description: 'local or cloud (default: detected, see docs/agent.md)' },
+  { name: 'mode', type: 'string', valueName: 'MODE', choices: ['local', 'cloud'], description: 'local or cloud (default: detected, see docs/agent.md)' },
 ];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export interface StatusReport {
   mode: 'local' | 'cloud';
