@@ -56,13 +56,13 @@ export function findNearMisses(model: Record<string, unknown>, mistypedXDso: rea
       const miss = nearMissScheme(value);
       if (!miss) continue;
       const where = `service "${service}", variable ${variable}`;
-      out.push(parsesAsReference(`${miss.scheme}${miss.rest}`)
+      out.push(parses(() => parseReference(`${miss.scheme}${miss.rest}`, 'near miss'))
         ? { where, written: JSON.stringify(value), meant: `${miss.scheme}${miss.rest}` }
         : { where, written: JSON.stringify(`${miss.prefix}…`), meant: `a ${miss.scheme} reference` });
     }
   }
   for (const m of [...mistypedXDso].sort((a, b) => a.secret.localeCompare(b.secret) || a.key.localeCompare(b.key))) {
-    const name = m.value !== undefined && parsesAsSecretId(m.value) ? m.value : undefined;
+    const name = m.value !== undefined && parses(() => parseSecretId(m.value!, 'near miss')) ? m.value : undefined;
     out.push({ where: `secrets.${m.secret}`, written: JSON.stringify(m.key), meant: name === undefined ? 'x-dso' : `x-dso: ${name}` });
   }
   return out;
@@ -73,18 +73,10 @@ export function describeNearMisses(misses: readonly NearMiss[]): string {
   return misses.map((m) => `    ${m.where}: ${m.written}, did you mean ${m.meant}?`).join('\n');
 }
 
-function parsesAsReference(text: string): boolean {
+/** Whether `parse` accepts its text (a reference or a secret id), without minding why not. */
+function parses(parse: () => unknown): boolean {
   try {
-    parseReference(text, 'near miss');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function parsesAsSecretId(text: string): boolean {
-  try {
-    parseSecretId(text, 'near miss');
+    parse();
     return true;
   } catch {
     return false;
