@@ -103,7 +103,8 @@ describe('docker dso up refuses, names the problem and starts nothing', () => {
 
 describe('near-miss references', () => {
   const files = () => ({
-    'compose.yaml': compose({ KEY_FILE: 'dsofile:/app/known', TOKEN: 'DSO://app/known', LITERAL: `dso:${VALUE} !`, FINE: 'dso://app/known' }),
+    'compose.yaml': compose({ KEY_FILE: 'dsofile:/app/known', TOKEN: 'DSO://app/known', LITERAL: `dso:${VALUE} !`, FINE: 'dso://app/known' }, '    env_file: [near.env]\n'),
+    'near.env': 'FROM_ENV_FILE=dso:app/known\n',
   });
 
   test('up warns, naming service, variable and the probable reference, never a value; the literal reaches the container', async () => {
@@ -111,7 +112,8 @@ describe('near-miss references', () => {
     const r = await dso(sb, ['up', '-d']);
     try {
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toContain('warning: 3 values look like mistyped secret references and reach the containers as written:\n');
+      expect(r.stderr).toContain('warning: 4 values look like mistyped secret references and reach the containers as written:\n');
+      expect(r.stderr).toContain('    service "app", variable FROM_ENV_FILE: "dso:app/known", did you mean dso://app/known?\n');
       expect(r.stderr).toContain('    service "app", variable KEY_FILE: "dsofile:/app/known", did you mean dsofile://app/known?\n');
       expect(r.stderr).toContain('    service "app", variable LITERAL: "dso:…", did you mean a dso:// reference?\n');
       expect(r.stderr).toContain('    service "app", variable TOKEN: "DSO://app/known", did you mean dso://app/known?\n');
@@ -126,7 +128,7 @@ describe('near-miss references', () => {
   test('--strict refuses before anything starts, on up and on compose (before the command)', async () => {
     const r = await upFails(files(), { args: ['up', '-d', '--strict'] });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('error: 3 values look like mistyped secret references; --strict refuses them, so nothing was run:');
+    expect(r.stderr).toContain('error: 4 values look like mistyped secret references; --strict refuses them, so nothing was run:');
     const config = await dso(sb, ['compose', '--strict', 'config']);
     expect(config.code).toBe(2);
     expect(config.stdout + config.stderr).not.toContain(VALUE);

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { splitAnywhere, splitLeading } from '../../../src/compose/args.ts';
 import { looksLikeXDsoKey, readXDso } from '../../../src/compose/files.ts';
 import { describeNearMisses, findNearMisses, nearMissScheme } from '../../../src/compose/near-miss.ts';
 import { parseSecretId } from '../../../src/compose/references.ts';
@@ -123,4 +124,14 @@ describe('x-dso in the raw files', () => {
     expect((error as DsoError).message).toContain('"dsofile://" belongs in an environment value; here the secret is named alone');
     expect(() => parseSecretId('dso:app/x', 'w')).not.toThrow(); // a provider named dso stays possible
   });
+});
+
+test('--strict: anywhere on up and down, before the command on compose (after it, it is the command\'s)', () => {
+  const up = splitAnywhere(['-d', '--strict', 'web']);
+  expect(up.globals.strict).toBe(true);
+  expect(up.rest).toEqual(['-d', 'web']);
+  const compose = splitLeading(['--strict', '-f', 'x.yaml', 'run', 'app', 'pytest', '--strict']);
+  expect(compose).toMatchObject({ command: 'run', rest: ['app', 'pytest', '--strict'] });
+  expect(compose.globals).toMatchObject({ strict: true, files: ['x.yaml'] });
+  expect(splitLeading(['run', 'app', '--strict']).globals.strict).toBeUndefined();
 });
