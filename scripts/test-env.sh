@@ -29,6 +29,9 @@
 #                       DSO_TEST_ROOT) to run two private engines at once
 #   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie downloads when the machine's apt
 #                       sources do not name one (the default is derived from those sources)
+#   DSO_TEST_ENV_MINIMAL=1  only what scripts/demo.sh needs: fewer packages, the engine, Compose
+#                       and the busybox image (no moto, no shell-less or systemd image); a later
+#                       full `up` adds the rest
 #
 # Networking. Another dockerd may already run on this machine (a developer's engine, for
 # instance at /var/tmp/dsodev) and own `docker0`, the 172.17-31.x pools and the DOCKER iptables
@@ -135,9 +138,35 @@ make_temp_dir() {
 }
 
 # The engine's and the images' packages; moto's are listed with moto below. strace holds the
-# agent inside one system call for test/hardening/permissions.test.ts.
+# agent inside one system call for test/hardening/permissions.test.ts; bash-completion, zsh and
+# fish run the completion scripts in test/integration/completion.test.ts.
 readonly engine_packages=(docker.io docker-compose busybox-static tmux gcc libc6-dev iptables iproute2
-  systemd debootstrap strace)
+  systemd debootstrap strace bash-completion zsh fish)
+# DSO_TEST_ENV_MINIMAL: the engine, Compose v1 and v2, and the busybox image.
+readonly minimal_packages=(docker.io docker-compose busybox-static iptables iproute2)
+
+# Runs "$@" (a long step: apt, a download) with its output in the file $2, not on the terminal,
+# saying every 15 s that it is still at it, and showing the file's end if the step fails.
+quietly() {
+  local what="$1" output="$2"
+  shift 2
+  local started=$SECONDS next=15 status=0
+  "$@" >>"$output" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS - started >= next)); then
+      log "... still $what ($((SECONDS - started)) s)"
+      next=$((next + 15))
+    fi
+  done
+  wait "$pid" || status=$?
+  if ((status != 0)); then
+    log "$what failed; the end of $output:"
+    tail -n 20 "$output" >&2 || true
+    return "$status"
+  fi
+}
 
 # Installs whichever of the packages named as arguments are missing, with one apt run.
 install_packages() {
@@ -152,7 +181,9 @@ install_packages() {
   if ((EUID != 0)); then
     die "missing packages: ${missing[*]}; run as root (or: apt-get install ${missing[*]})"
   fi
-  log "installing ${missing[*]}"
+  mkdir -p "$DSO_TEST_ROOT"
+  local output="$DSO_TEST_ROOT/apt.log"
+  log "installing ${#missing[@]} packages with apt (${missing[*]}); their output goes to $output"
   # Without a policy-rc.d, on a machine with a working init, docker.io's postinst would start
   # the system dockerd on /var/run/docker.sock, which these tests must never touch.
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
@@ -162,9 +193,12 @@ install_packages() {
   fi
   # Other people may run apt on this machine at the same time: wait for their lock.
   local apt_opts=(-o DPkg::Lock::Timeout=600 -o APT::Get::Assume-Yes=true)
-  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq install --no-install-recommends \
-    "${missing[@]}" >&2
+  local started=$SECONDS
+  quietly "updating the package lists" "$output" \
+    env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq update
+  quietly "installing packages" "$output" \
+    env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq install --no-install-recommends "${missing[@]}"
+  log "installed ${#missing[@]} packages in $((SECONDS - started)) s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -268,9 +302,9 @@ download_trixie_deb() {
   )
   # --error-on=any: by default a failed fetch is only a warning, and the download below would
   # then quietly pick the installed package (for docker-compose, Compose v1).
-  apt-get "${apt_opts[@]}" -qq --error-on=any update >&2 ||
+  quietly "reading trixie's package lists" "$work/apt.log" apt-get "${apt_opts[@]}" -qq --error-on=any update ||
     die "apt-get update of trixie from $mirror failed (set DSO_TEST_DEBIAN_MIRROR to another mirror)"
-  (cd "$work" && apt-get "${apt_opts[@]}" -qq download "$package" >&2) ||
+  (cd "$work" && quietly "downloading $package" "$work/apt.log" apt-get "${apt_opts[@]}" -qq download "$package") ||
     die "could not download $package from trixie"
   local debs=("$work/${package}"_*.deb)
   [[ -f "${debs[0]}" ]] || die "apt-get download left no $package .deb in $work"
@@ -680,16 +714,24 @@ cmd_up() {
   # stdout carries only the exports; everything else goes to stderr.
   exec 3>&1 1>&2
   with_lock
-  install_packages "${engine_packages[@]}" "${moto_packages[@]}"
+  local minimal=0
+  [[ "${DSO_TEST_ENV_MINIMAL:-0}" == 1 ]] && minimal=1
+  if ((minimal)); then
+    install_packages "${minimal_packages[@]}"
+  else
+    install_packages "${engine_packages[@]}" "${moto_packages[@]}"
+  fi
   set_exports
   [[ -x "$DSO_TEST_COMPOSE_V1" ]] || die "$DSO_TEST_COMPOSE_V1 (Compose v1) not found"
   setup_docker_config
-  setup_moto
+  ((minimal)) || setup_moto
   start_engine
   build_busybox_image
-  build_noshell_image
-  # Debian with systemd as PID 1, for the `dso system setup` test (cached; its own script).
-  DSO_TEST_CACHE="$DSO_TEST_CACHE" bash "$repo_root/scripts/test-systemd-image.sh" >/dev/null
+  if ((!minimal)); then
+    build_noshell_image
+    # Debian with systemd as PID 1, for the `dso system setup` test (cached; its own script).
+    DSO_TEST_CACHE="$DSO_TEST_CACHE" bash "$repo_root/scripts/test-systemd-image.sh" >/dev/null
+  fi
   log "ready in $((SECONDS - started)) s: DOCKER_HOST=$DOCKER_HOST"
   print_exports >&3
 }

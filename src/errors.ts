@@ -85,6 +85,38 @@ export class DsoError extends Error {
   }
 }
 
+/** The exit code of an error kind, for commands that report a failure without throwing. */
+export function exitCodeOf(code: ErrorCode): number {
+  return EXIT_CODES[code];
+}
+
 export function isDsoError(e: unknown, code?: ErrorCode): e is DsoError {
   return e instanceof DsoError && (code === undefined || e.code === code);
+}
+
+/** What a failed file operation's errno means, in the words of strerror(3), for messages. */
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'the file name is too long',
+  EEXIST: 'it already exists',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EBUSY: 'the device or resource is busy',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EIO: 'input/output error',
+  ENXIO: 'no such device or address',
+};
+
+/** A failed file operation's reason for a message: "no such file or directory", not "ENOENT". */
+export function fsReason(error: unknown): string {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'string') return 'an unexpected error';
+  return FS_REASONS[code] ?? code;
 }

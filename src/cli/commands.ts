@@ -1,9 +1,12 @@
 // The command table: names, one-line summaries for help, and lazy loaders, so `dso version`
 // never pays for dockerode or the crypto code it does not use.
+import type { CompletionSpec } from './completion.ts';
 import type { Cli } from './context.ts';
 
 export interface Command {
   run(cli: Cli, argv: string[]): Promise<number>;
+  /** What shell completion offers after the command's name (see completion.ts). */
+  completion?: CompletionSpec | (() => Promise<CompletionSpec>);
 }
 
 export interface CommandEntry {
@@ -26,6 +29,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'agent', group: 'Other', summary: 'Run the DSO agent (Cloud Mode) in the foreground', load: () => import('./commands/agent.ts') },
   { name: 'system', group: 'Other', summary: 'Manage the agent as a systemd service: setup, enable, status, logs...', load: () => import('./commands/system.ts') },
   { name: 'config', group: 'Other', summary: 'Show, validate and edit dso.yaml', load: () => import('./commands/config.ts') },
+  { name: 'completion', group: 'Other', summary: 'Print a shell completion script: bash, zsh or fish', load: () => import('./commands/completion.ts') },
   { name: 'version', group: 'Other', summary: 'Print the DSO version', load: () => import('./commands/version.ts') },
 ];
 

@@ -1,6 +1,7 @@
 // A small, strict flag parser for DSO's own commands: unknown flags are errors, values are never
 // guessed, and `--` ends flag parsing. Compose pass-through commands do not use it.
 import { DsoError } from '../errors.ts';
+import { closest, orList } from './suggest.ts';
 
 export interface FlagSpec {
   name: string; // long name without dashes
@@ -9,6 +10,8 @@ export interface FlagSpec {
   multiple?: boolean;
   description: string;
   valueName?: string;
+  /** The values a string flag takes, for shell completion (it does not validate them). */
+  choices?: readonly string[];
 }
 
 export interface ParsedFlags {
@@ -44,7 +47,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
       inline = eq === -1 ? undefined : arg.slice(eq + 1);
       spec = byLong.get(name);
-      if (!spec) throw unknownFlag(`--${name}`, command);
+      if (!spec) throw unknownFlag(`--${name}`, command, closest(name, [...byLong.keys()]).map((m) => `--${m}`));
     } else if (arg.startsWith('-') && arg.length > 1) {
       spec = byShort.get(arg.slice(1, 2));
       if (!spec) throw unknownFlag(arg.slice(0, 2), command);
@@ -71,8 +74,8 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
   return { flags, positionals };
 }
 
-function unknownFlag(flag: string, command: string): DsoError {
+function unknownFlag(flag: string, command: string, meant: string[] = []): DsoError {
   return new DsoError('USAGE', `unknown flag ${flag} for \`dso ${command}\``, {
-    hint: `run \`docker dso ${command} --help\` to see its flags`,
+    hint: meant.length > 0 ? `did you mean ${orList(meant)}?` : `run \`docker dso ${command} --help\` to see its flags`,
   });
 }

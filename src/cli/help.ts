@@ -32,11 +32,14 @@ export function commandHelp(opts: {
   details?: string;
   flags?: readonly FlagSpec[];
 }): string {
-  const flagLines = (opts.flags ?? []).map((f) => {
-    const names = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.type === 'string' ? ` ${f.valueName ?? 'VALUE'}` : ''}`;
-    return `  ${names.padEnd(30)}${f.description}`;
-  });
-  flagLines.push(`  ${'-h, --help'.padEnd(30)}Show this help`);
+  const rows: Array<[string, string]> = (opts.flags ?? []).map((f) => [
+    `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.type === 'string' ? ` ${f.valueName ?? 'VALUE'}` : ''}`,
+    f.description,
+  ]);
+  rows.push(['-h, --help', 'Show this help']);
+  // One column for every description, two spaces after the longest flag at least.
+  const width = Math.max(30, ...rows.map(([names]) => names.length + 2));
+  const flagLines = rows.map(([names, description]) => `  ${names.padEnd(width)}${description}`);
   return `Usage: ${opts.usage}
 
 ${opts.summary}

@@ -1,17 +1,20 @@
 // The entry point of the one `dso` binary (also installed as the `docker-dso` CLI plugin):
 // builds the CLI context, dispatches to a lazily loaded command, and maps errors to exit codes.
 import { DsoError } from '../errors.ts';
-import { findCommand } from './commands.ts';
+import { COMMANDS, findCommand } from './commands.ts';
+import { COMPLETE_COMMAND, COMPLETE_NO_DESC_COMMAND, answerCompletion } from './completion.ts';
 import type { Cli } from './context.ts';
 import { topLevelHelp } from './help.ts';
 import { formatError } from './output.ts';
 import { PLUGIN_METADATA_COMMAND, invokedAsPlugin, pluginMetadata } from './plugin.ts';
+import { COMPOSE_COMMANDS, closest, orList } from './suggest.ts';
 
 export async function main(argv: string[], cli: Omit<Cli, 'prog'>, argv0: string): Promise<number> {
   if (argv[0] === PLUGIN_METADATA_COMMAND) {
     cli.stdout.write(pluginMetadata());
     return 0;
   }
+  if (argv[0] === COMPLETE_COMMAND || argv[0] === COMPLETE_NO_DESC_COMMAND) return answerCompletion(cli, argv, argv0);
   const asPlugin = invokedAsPlugin(argv0, argv, cli.env);
   // Installed (linked) as `dso-agent`, the binary is the agent: what systemd units run.
   const asAgent = !asPlugin && (argv0.split('/').pop() ?? '') === 'dso-agent';
@@ -38,13 +41,20 @@ export async function main(argv: string[], cli: Omit<Cli, 'prog'>, argv0: string
 
 async function dispatch(cli: Cli, name: string, argv: string[]): Promise<number> {
   const entry = findCommand(name);
-  if (!entry) {
-    throw new DsoError('USAGE', `unknown command "${name}"`, {
-      hint: `run \`${cli.prog} --help\` to see the commands`,
-    });
-  }
+  if (!entry) throw unknownCommand(cli, name);
   const command = await entry.load();
   return command.run(cli, argv);
+}
+
+/** An unknown command, with what was probably meant: a DSO command, or a Compose one under `compose`. */
+function unknownCommand(cli: Cli, name: string): DsoError {
+  const see = `run \`${cli.prog} --help\` to see the commands`;
+  if (COMPOSE_COMMANDS.includes(name)) {
+    return new DsoError('USAGE', `unknown command "${name}"`, { hint: `\`${name}\` is a Compose command: run \`${cli.prog} compose ${name}\`` });
+  }
+  const dsoCommands = COMMANDS.map((c) => c.name);
+  const meant = closest(name, [...dsoCommands, ...COMPOSE_COMMANDS]).map((m) => `\`${cli.prog} ${dsoCommands.includes(m) ? '' : 'compose '}${m}\``);
+  return new DsoError('USAGE', `unknown command "${name}"`, { hint: meant.length > 0 ? `did you mean ${orList(meant)}?` : see });
 }
 
 /** The hidden argument that makes this binary a provider child process (`isolation: process`). */

@@ -1,7 +1,7 @@
 // Where the vault passphrase comes from, in order: --passphrase-file, DSO_PASSPHRASE, a hidden
 // prompt on the terminal. Never from argv: a value on the command line is visible in `ps`.
 import { readFileSync } from 'node:fs';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
 import { wipeAll } from '../secrets/secret-bytes.ts';
 import { passphraseFromFileContent } from '../vault/passphrase.ts';
 import type { Cli } from './context.ts';
@@ -60,7 +60,7 @@ function fromFile(file: string): Uint8Array {
   try {
     raw = readFileSync(file);
   } catch (e) {
-    throw new DsoError('PASSPHRASE_REQUIRED', `cannot read the passphrase file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+    throw new DsoError('PASSPHRASE_REQUIRED', `cannot read the passphrase file ${file}: ${fsReason(e)}`, {
       hint: 'check the path and its permissions',
     });
   }

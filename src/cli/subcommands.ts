@@ -4,6 +4,7 @@ import { DsoError } from '../errors.ts';
 import type { Cli } from './context.ts';
 import { parseFlags, type FlagSpec } from './flags.ts';
 import { commandHelp, wantsHelp } from './help.ts';
+import { closest, orList } from './suggest.ts';
 
 export interface Subcommand {
   usage: string;
@@ -31,7 +32,10 @@ export async function runSubcommand(cli: Cli, argv: string[], group: SubcommandG
       cli.stdout.write(groupHelp(cli, group));
       return name === undefined ? 2 : 0;
     }
-    throw new DsoError('USAGE', `unknown ${group.name} command "${name}"`, { hint: `run \`${cli.prog} ${group.name} --help\`` });
+    const meant = closest(name, [...Object.keys(group.subs), ...Object.keys(group.aliases ?? {})]).map((m) => `\`${cli.prog} ${group.name} ${m}\``);
+    throw new DsoError('USAGE', `unknown ${group.name} command "${name}"`, {
+      hint: meant.length > 0 ? `did you mean ${orList(meant)}?` : `run \`${cli.prog} ${group.name} --help\``,
+    });
   }
   if (wantsHelp(rest)) {
     cli.stdout.write(commandHelp({ ...sub, usage: `${cli.prog} ${sub.usage}` }));

@@ -10,6 +10,8 @@ export interface ComposeGlobals {
   envFiles: string[];
   /** Other global flags (e.g. --progress plain, --dry-run), forwarded as given. */
   other: string[];
+  /** DSO's --strict: near-miss references (see near-miss.ts) are errors. Not forwarded to Compose. */
+  strict?: boolean;
 }
 
 const VALUE_FLAGS: Record<string, keyof ComposeGlobals | 'other'> = {
@@ -33,6 +35,10 @@ function emptyGlobals(): ComposeGlobals {
 /** Tries to read one global flag at argv[i]; returns how many items it took, or 0. */
 function takeGlobal(argv: readonly string[], i: number, g: ComposeGlobals): number {
   const arg = argv[i]!;
+  if (arg === '--strict') {
+    g.strict = true;
+    return 1;
+  }
   if (BOOL_FLAGS.has(arg)) {
     g.other.push(arg);
     return 1;

@@ -7,10 +7,17 @@ import { basename, dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { DsoError } from '../errors.ts';
 import { loadingGlobals, type ComposeGlobals } from './args.ts';
-import { collectXDso, discoverComposeFiles } from './files.ts';
+import { discoverComposeFiles, readXDso, type MistypedXDso } from './files.ts';
 import { openModelChannel } from './model-fd.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The variable an `x-dso` secret names as its Compose source: never set, so plain `docker
+ * compose up` fails on it instead of starting without the secret, while `ps`, `logs`, `exec` and
+ * `config` load the file (docs/local-mode.md). DSO removes the secret before Compose runs.
+ */
+export const X_DSO_PLACEHOLDER = 'DSO_X_DSO_PLACEHOLDER';
 
 export interface ComposeTool {
   /** argv prefix: ['docker', 'compose'] or ['docker-compose']. */
@@ -25,6 +32,8 @@ export interface LoadedProject {
   files: string[];
   model: Record<string, unknown>;
   xdso: Map<string, string>;
+  /** Secret keys that look like a mistyped `x-dso`, for the near-miss check. */
+  xdsoMistyped: MistypedXDso[];
 }
 
 /** The environment Compose runs with: the user's, minus DSO's own secrets. */
@@ -90,13 +99,15 @@ export function findCompose(env: Env): ComposeTool {
 /** Loads the model as Compose resolves it (files merged, variables interpolated, paths absolute). */
 export function loadProject(tool: ComposeTool, g: ComposeGlobals, cwd: string, env: Env): LoadedProject {
   const files = discoverComposeFiles(g, cwd, env);
-  const xdso = collectXDso(files);
+  const { ids: xdso, sourced, mistyped } = readXDso(files);
   const globals = loadingGlobals({ ...g, files });
   let stdin: Uint8Array | undefined;
-  if (tool.major === 2 && xdso.size > 0) {
-    // Compose v2 refuses a secret with no source; give each x-dso secret a harmless placeholder
-    // source in an override read from stdin. DSO removes these secrets before anything runs.
-    const override = { secrets: Object.fromEntries([...xdso.keys()].map((k) => [k, { environment: 'DSO_X_DSO_PLACEHOLDER' }])) };
+  const unsourced = [...xdso.keys()].filter((k) => !sourced.has(k));
+  if (tool.major === 2 && unsourced.length > 0) {
+    // Compose v2 refuses a secret with no source; give each x-dso secret without one (the file
+    // may give its own placeholder, for plain Compose) a harmless placeholder source in an
+    // override read from stdin. DSO removes these secrets before anything runs.
+    const override = { secrets: Object.fromEntries(unsourced.map((k) => [k, { environment: X_DSO_PLACEHOLDER }])) };
     globals.push('-f', '-');
     stdin = new TextEncoder().encode(JSON.stringify(override));
   }
@@ -115,7 +126,7 @@ export function loadProject(tool: ComposeTool, g: ComposeGlobals, cwd: string, e
     // v1 keeps x-dso in its output; the raw-file reading above already has it.
     for (const def of Object.values(model.secrets as Record<string, Record<string, unknown>>)) delete def?.['x-dso'];
   }
-  return { name, directory, files, model, xdso };
+  return { name, directory, files, model, xdso, xdsoMistyped: mistyped };
 }
 
 function resolveFrom(cwd: string, p: string): string {

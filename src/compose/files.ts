@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
+import { editDistance } from '../cli/suggest.ts';
 import type { ComposeGlobals } from './args.ts';
 
 const DEFAULT_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml'];
@@ -60,15 +61,35 @@ function dotEnvValue(dir: string, key: string): string | undefined {
   return undefined;
 }
 
-/** Top-level `secrets: {KEY: {x-dso: NAME}}` across the files; later files win, as in Compose. */
-export function collectXDso(files: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
+/** What the compose files say about `x-dso` secrets, read from the raw files. */
+export interface XDsoSecrets {
+  /** Top-level `secrets: {KEY: {x-dso: NAME}}`; later files win, as in Compose. */
+  ids: Map<string, string>;
+  /** Keys of those that also name a Compose source (`environment:` or `file:`), as plain Compose needs. */
+  sourced: Set<string>;
+  /** Keys of secrets that look like a mistyped `x-dso` (`X-DSO`, `x_dso`, `x-dos`...), for near-miss warnings. */
+  mistyped: MistypedXDso[];
+}
+
+export interface MistypedXDso {
+  secret: string;
+  /** The key as written, e.g. `x-dos`. */
+  key: string;
+  /** Its value when it is a string (a secret name, or whatever was written). */
+  value?: string;
+}
+
+/** The `x-dso` secrets of the files: see XDsoSecrets. */
+export function readXDso(files: readonly string[]): XDsoSecrets {
+  const ids = new Map<string, string>();
+  const sourced = new Set<string>();
+  const mistyped = new Map<string, MistypedXDso>();
   for (const file of files) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new DsoError('COMPOSE_FILE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+      throw new DsoError('COMPOSE_FILE', `cannot read ${file}: ${fsReason(e)}`, {
         hint: 'check the path given with -f (or COMPOSE_FILE)',
       });
     }
@@ -82,9 +103,14 @@ export function collectXDso(files: readonly string[]): Map<string, string> {
     if (!secrets || typeof secrets !== 'object') continue;
     for (const [key, def] of Object.entries(secrets as Record<string, unknown>)) {
       if (!def || typeof def !== 'object') continue;
-      const name = (def as Record<string, unknown>)['x-dso'];
+      const fields = def as Record<string, unknown>;
+      if (fields.file !== undefined || fields.environment !== undefined) sourced.add(key);
+      for (const [field, value] of Object.entries(fields)) {
+        if (field !== 'x-dso' && looksLikeXDsoKey(field)) mistyped.set(`${key}\0${field}`, { secret: key, key: field, ...(typeof value === 'string' ? { value } : {}) });
+      }
+      const name = fields['x-dso'];
       if (name === undefined) {
-        out.delete(key);
+        ids.delete(key);
         continue;
       }
       if (typeof name !== 'string') {
@@ -92,8 +118,37 @@ export function collectXDso(files: readonly string[]): Map<string, string> {
           hint: 'write it as `x-dso: app/db_password`',
         });
       }
-      out.set(key, name);
+      ids.set(key, name);
     }
   }
-  return out;
+  return { ids, sourced, mistyped: [...mistyped.values()] };
+}
+
+/** Top-level `secrets: {KEY: {x-dso: NAME}}` across the files; later files win, as in Compose. */
+export function collectXDso(files: readonly string[]): Map<string, string> {
+  return readXDso(files).ids;
+}
+
+/**
+ * A secret's key that was probably meant to be `x-dso`: another case or separator (`X-DSO`,
+ * `x_dso`, `xdso`), one letter off after the `x` (`x-dos`, `x-dsp`), or the bare `dso`.
+ */
+export function looksLikeXDsoKey(key: string): boolean {
+  const word = key.toLowerCase().replace(/[^a-z0-9]/g, '');
+  if (word === 'xdso' || word === 'dso') return true;
+  return word.startsWith('x') && word.length >= 4 && word.length <= 5 && editDistance(word.slice(1), 'dso') === 1;
+}
+
+/** The service names the compose files define (for shell completion); unreadable files add none. */
+export function serviceNames(files: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const file of files) {
+    try {
+      const services = (parse(readFileSync(file, 'utf8')) as { services?: unknown } | null)?.services;
+      if (services && typeof services === 'object') for (const name of Object.keys(services)) names.add(name);
+    } catch {
+      // completion offers what it can read
+    }
+  }
+  return [...names].sort();
 }

@@ -66,6 +66,10 @@ class ReferenceProblem extends Error {
  */
 export function parseSecretId(text: string, where: string, options: { allowVersion?: boolean } = {}): SecretId {
   try {
+    const scheme = /^(dso|dsofile):\/+/i.exec(text)?.[0]; // never valid: a path cannot start with "/"
+    if (scheme !== undefined) {
+      throw new ReferenceProblem(`"${scheme}" belongs in an environment value; here the secret is named alone`, 'write the name without it, like app/db_password or vault:database/creds#password');
+    }
     const { fragment, query, base } = splitDelimiters(text);
     const id = parseId(base, fragment);
     if (query !== undefined) {

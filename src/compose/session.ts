@@ -9,6 +9,7 @@ import { DsoError } from '../errors.ts';
 import { SecretBytes, wipeAll } from '../secrets/secret-bytes.ts';
 import { forwardedGlobals, type ComposeGlobals } from './args.ts';
 import { findCompose, loadProject, runWithModel, type LoadedProject } from './compose-cli.ts';
+import { describeNearMisses, findNearMisses } from './near-miss.ts';
 import { planSecrets, type SecretPlan } from './plan.ts';
 import { renderModel } from './rewrite.ts';
 import { tracer } from '../observe/trace.ts';
@@ -35,6 +36,7 @@ export async function runCompose(cli: Cli, opts: SessionOptions): Promise<number
   trace.phase('compose config');
   const globals = forwardedGlobals(opts.globals, project.name, project.directory);
   const verb = opts.command[0] ?? '';
+  checkNearMisses(cli, project, { strict: opts.globals.strict === true, creating: CREATING.has(verb) });
 
   if (!CREATING.has(verb)) {
     const plan = planSecrets(project.model, project.xdso, project.name);
@@ -315,6 +317,25 @@ function missingSecrets(plan: SecretPlan, has: (name: string) => boolean): strin
     }
   }
   return out;
+}
+
+/**
+ * Values that look like mistyped references would reach containers as literal strings: a
+ * warning when containers are created, an error with --strict (for any command, so `compose
+ * --strict config` can check a file in CI).
+ */
+function checkNearMisses(cli: Cli, project: LoadedProject, o: { strict: boolean; creating: boolean }): void {
+  if (!o.strict && !o.creating) return;
+  const misses = findNearMisses(project.model, project.xdsoMistyped);
+  if (misses.length === 0) return;
+  const one = misses.length === 1;
+  const what = one ? 'a value looks like a mistyped secret reference' : `${misses.length} values look like mistyped secret references`;
+  if (o.strict) {
+    throw new DsoError('INVALID_REFERENCE', `${what}; --strict refuses them, so nothing was run:\n${describeNearMisses(misses)}`, {
+      hint: 'correct the reference (dso://NAME or dsofile://NAME, or x-dso: NAME), or leave out --strict if the value is meant literally',
+    });
+  }
+  warn(cli, `${what} and ${one ? 'reaches the container' : 'reach the containers'} as written:\n${describeNearMisses(misses)}\n  Correct ${one ? 'it' : 'them'} (dso://NAME, dsofile://NAME, x-dso: NAME); --strict makes this an error.`);
 }
 
 function warnEnvironmentSecrets(cli: Cli, plan: SecretPlan): void {

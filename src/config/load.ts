@@ -3,7 +3,7 @@
 // found there (a misplaced secret must not end up in a terminal or a log).
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
 import * as v from 'valibot';
 import { agentSchema, defaultsSchema, type AgentConfig, type DefaultsConfig } from './agent.ts';
 import { issueProblems, SAFE_MESSAGES } from './issues.ts';
@@ -38,7 +38,7 @@ export async function loadConfig(path: string): Promise<DsoConfig> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DsoError('CONFIG_NOT_FOUND', `no configuration file at ${path}`, { hint: 'create it (see docs/providers.md) or point DSO_CONFIG at yours' });
-    throw new DsoError('CONFIG_INVALID', `cannot read ${path}: ${code ?? 'error'}`, { hint: 'check the file\'s permissions' });
+    throw new DsoError('CONFIG_INVALID', `cannot read ${path}: ${fsReason(e)}`, { hint: 'check the file\'s permissions' });
   }
   return parseConfig(text, path);
 }

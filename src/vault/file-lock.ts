@@ -9,7 +9,7 @@
 
 import { closeSync, constants, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
 
 export type LockStrategy = 'auto' | 'flock' | 'pidfile';
 
@@ -54,18 +54,18 @@ async function acquire(lockPath: string, opts: LockOptions): Promise<Release> {
       attempt = tryPidFile(lockPath);
     }
     if (attempt.kind === 'unsupported') {
-      throw new DsoError('VAULT_IO', `Cannot lock ${lockPath}: the filesystem does not support flock.`, {
-        hint: 'Keep the vault on a local filesystem.',
+      throw new DsoError('VAULT_IO', `cannot lock ${lockPath}: the filesystem does not support flock`, {
+        hint: 'keep the vault on a local filesystem',
       });
     }
     if (attempt.kind === 'held') return attempt.release;
 
     const left = deadline - Date.now();
     if (left <= 0) {
-      throw new DsoError('VAULT_LOCKED', `Another DSO process holds the vault lock ${lockPath}.`, {
+      throw new DsoError('VAULT_LOCKED', `another DSO process holds the vault lock ${lockPath}`, {
         hint:
-          'Wait for it to finish and retry. The lock is held only while a change is written; ' +
-          'if this persists, look for a hung `docker dso` process.',
+          'wait for it to finish and retry (the lock is held only while a change is written); ' +
+          'if this persists, look for a hung `docker dso` process',
       });
     }
     // Jittered exponential backoff: waiters started together do not retry in lockstep.
@@ -216,8 +216,8 @@ function openLockFile(lockPath: string, flags: number): number {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw error;
-    throw new DsoError('VAULT_IO', `Cannot open the lock file ${lockPath} (${code ?? 'unknown error'}).`, {
-      hint: 'Check that the vault directory exists and that you own it.',
+    throw new DsoError('VAULT_IO', `cannot open the lock file ${lockPath}: ${fsReason(error)}`, {
+      hint: 'check that the vault directory exists and that you own it',
       cause: error,
     });
   }

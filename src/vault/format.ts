@@ -97,9 +97,9 @@ export function parseVaultFile(file: Uint8Array, source: string): ParsedVaultFil
   if (version > FORMAT_VERSION) {
     throw new DsoError(
       'VAULT_VERSION_UNSUPPORTED',
-      `Vault ${source} uses format version ${version}: it was written by a newer DSO ` +
-        `(this DSO reads version ${FORMAT_VERSION}).`,
-      { hint: 'Upgrade DSO to open this vault.' },
+      `vault ${source} uses format version ${version}: it was written by a newer DSO ` +
+        `(this DSO reads version ${FORMAT_VERSION})`,
+      { hint: 'upgrade DSO to open this vault' },
     );
   }
   if (version !== FORMAT_VERSION) throw corrupt(source, `its format version ${version} does not exist`);
@@ -269,15 +269,15 @@ function readTimestamp(view: DataView, at: number): number | undefined {
 }
 
 function corrupt(source: string, why: string): DsoError {
-  return new DsoError('VAULT_CORRUPT', `Vault ${source} is corrupt: ${why}.`, {
-    hint: 'Restore the vault file from a backup. Do not edit it by hand.',
+  return new DsoError('VAULT_CORRUPT', `vault ${source} is corrupt: ${why}`, {
+    hint: 'restore the vault file from a backup; do not edit it by hand',
   });
 }
 
 function truncated(source: string, actual: number, expected: number): DsoError {
   return new DsoError(
     'VAULT_TRUNCATED',
-    `Vault ${source} is truncated: it has ${actual} bytes, its format needs at least ${expected}.`,
-    { hint: 'The file was cut short (an interrupted copy or a full disk). Restore it from a backup.' },
+    `vault ${source} is truncated: it has ${actual} bytes, its format needs at least ${expected}`,
+    { hint: 'the file was cut short (an interrupted copy or a full disk); restore it from a backup' },
   );
 }

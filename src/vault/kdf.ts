@@ -68,8 +68,8 @@ export interface DerivedKeys {
  */
 export async function deriveKeys(passphrase: Uint8Array, salt: Uint8Array, params: KdfParams): Promise<DerivedKeys> {
   if (passphrase.length === 0) {
-    throw new DsoError('PASSPHRASE_REQUIRED', 'The vault passphrase is empty.', {
-      hint: 'Give a non-empty passphrase.',
+    throw new DsoError('PASSPHRASE_REQUIRED', 'the vault passphrase is empty', {
+      hint: 'give a non-empty passphrase',
     });
   }
   const problem = kdfParamsProblem(params);

@@ -10,14 +10,14 @@ export const MAX_SECRET_NAME_LENGTH = 255;
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const ALLOWED_FORM =
-  'Use segments of letters, digits, ".", "_" and "-", each starting with a letter or digit, ' +
-  'separated by single "/" (for example app/db_password or prod.api-key), at most 255 characters.';
+  'use segments of letters, digits, ".", "_" and "-", each starting with a letter or digit, ' +
+  'separated by single "/" (for example app/db_password or prod.api-key), at most 255 characters';
 
 /** Throws INVALID_SECRET_NAME saying what is wrong with `name`; returns quietly when it is valid. */
 export function validateSecretName(name: string): void {
   const problem = describeProblem(name);
   if (problem === undefined) return;
-  throw new DsoError('INVALID_SECRET_NAME', `Invalid secret name ${quote(name)}: ${problem}.`, {
+  throw new DsoError('INVALID_SECRET_NAME', `invalid secret name ${quote(name)}: ${problem}`, {
     hint: ALLOWED_FORM,
   });
 }

@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, lstatSync, mkdirSync, chmodSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gcm } from '@noble/ciphers/aes.js';
-import { DsoError } from '../errors.ts';
+import { DsoError, fsReason } from '../errors.ts';
 import { SecretBytes, wipeAll } from '../secrets/secret-bytes.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import { withLock } from './file-lock.ts';
@@ -99,8 +99,8 @@ export class LocalVault {
     const kdf = { ...(opts.kdf ?? DEFAULT_KDF_PARAMS) };
     const problem = kdfParamsProblem(kdf);
     if (problem !== undefined) {
-      throw new DsoError('USAGE', `Cannot create vault ${path}: argon2id ${problem}.`, {
-        hint: 'Use the default KDF parameters unless you have measured others.',
+      throw new DsoError('USAGE', `cannot create vault ${path}: argon2id ${problem}`, {
+        hint: 'use the default KDF parameters unless you have measured others',
       });
     }
     if (pathExists(path)) throw vaultExists(path);
@@ -166,8 +166,8 @@ export class LocalVault {
     this.#assertOpen();
     const record = this.#records.get(name);
     if (record === undefined) {
-      throw new DsoError('SECRET_NOT_FOUND', `Secret ${JSON.stringify(name)} is not in the vault ${this.path}.`, {
-        hint: 'Check the name (names are case-sensitive) against the vault listing, or add the secret first.',
+      throw new DsoError('SECRET_NOT_FOUND', `secret ${JSON.stringify(name)} is not in the vault ${this.path}`, {
+        hint: 'check the name (names are case-sensitive) against the vault listing, or add the secret first',
       });
     }
     return SecretBytes.copyOf(record.value);
@@ -192,8 +192,8 @@ export class LocalVault {
         if (size > MAX_PLAINTEXT_BYTES) {
           throw new DsoError(
             'USAGE',
-            `Adding secret ${JSON.stringify(name)} would grow vault ${this.path} past ${MAX_PLAINTEXT_BYTES} bytes.`,
-            { hint: 'Remove secrets you no longer need, or keep large files outside the vault.' },
+            `adding secret ${JSON.stringify(name)} would grow vault ${this.path} past ${MAX_PLAINTEXT_BYTES} bytes`,
+            { hint: 'remove secrets you no longer need, or keep large files outside the vault' },
           );
         }
         return true;
@@ -225,8 +225,8 @@ export class LocalVault {
         }
         const size = encodedSize(records.values());
         if (size > MAX_PLAINTEXT_BYTES) {
-          throw new DsoError('USAGE', `Adding ${own.size} secrets would grow vault ${this.path} past ${MAX_PLAINTEXT_BYTES} bytes.`, {
-            hint: 'Remove secrets you no longer need, or keep large files outside the vault.',
+          throw new DsoError('USAGE', `adding ${own.size} secrets would grow vault ${this.path} past ${MAX_PLAINTEXT_BYTES} bytes`, {
+            hint: 'remove secrets you no longer need, or keep large files outside the vault',
           });
         }
         return true;
@@ -319,14 +319,14 @@ export class LocalVault {
 
   #assertOpen(): void {
     if (this.#closed) {
-      throw new DsoError('INTERNAL', `The vault ${this.path} was used after close().`);
+      throw new DsoError('INTERNAL', `the vault ${this.path} was used after close()`);
     }
   }
 }
 
 function valueTooLarge(name: string, length: number): DsoError {
-  return new DsoError('USAGE', `The value for secret ${JSON.stringify(name)} is ${length} bytes; the limit is ${MAX_VALUE_BYTES}.`, {
-    hint: 'Store large files elsewhere and keep only their key or password in the vault.',
+  return new DsoError('USAGE', `the value for secret ${JSON.stringify(name)} is ${length} bytes; the limit is ${MAX_VALUE_BYTES}`, {
+    hint: 'store large files elsewhere and keep only their key or password in the vault',
   });
 }
 
@@ -335,8 +335,8 @@ async function unlock(path: string, passphrase: Uint8Array, header: VaultHeader,
   const { key, keyCheck } = await deriveKeys(passphrase, header.salt, header.kdf);
   if (!equalBytes(keyCheck, header.keyCheck)) {
     wipeAll(key);
-    throw new DsoError('VAULT_WRONG_PASSPHRASE', `Wrong passphrase for vault ${path}${why ? ` (${why})` : ''}.`, {
-      hint: 'Try again with the passphrase the vault was created with.',
+    throw new DsoError('VAULT_WRONG_PASSPHRASE', `wrong passphrase for vault ${path}${why ? ` (${why})` : ''}`, {
+      hint: 'try again with the passphrase the vault was created with',
     });
   }
   return { salt: header.salt, kdf: { ...header.kdf }, keyCheck, key };
@@ -349,9 +349,9 @@ function unseal(path: string, key: Uint8Array, parsed: ParsedVaultFile): Uint8Ar
   } catch (error) {
     throw new DsoError(
       'VAULT_TAMPERED',
-      `Vault ${path} failed authentication: the passphrase is right, but the file was modified after DSO wrote it.`,
+      `vault ${path} failed authentication: the passphrase is right, but the file was modified after DSO wrote it`,
       {
-        hint: 'Restore the vault from a backup. If nobody edited it on purpose, find out what else could write to it.',
+        hint: 'restore the vault from a backup; if nobody edited it on purpose, find out what else could write to it',
         cause: error,
       },
     );
@@ -375,9 +375,9 @@ async function writeSealed(path: string, keys: KeyState, plaintext: Uint8Array):
   try {
     await writeFileAtomic(path, file, { mode: 0o600 });
   } catch (error) {
-    const message = `Cannot write vault ${path} (${errorCode(error)}); the vault on disk is unchanged.`;
+    const message = `cannot write vault ${path}: ${fsReason(error)}; the vault on disk is unchanged`;
     throw new DsoError('VAULT_IO', message, {
-      hint: 'Check free disk space and that you own the vault directory, then retry.',
+      hint: 'check free disk space and that you own the vault directory, then retry',
       cause: error,
     });
   }
@@ -390,24 +390,24 @@ function readVaultFile(path: string): Uint8Array {
     fd = openSync(path, 'r');
   } catch (error) {
     if (errorCode(error) === 'ENOENT') {
-      throw new DsoError('VAULT_NOT_FOUND', `No vault at ${path}.`, {
-        hint: 'Run `docker dso init` to create one, or point DSO at the existing vault.',
+      throw new DsoError('VAULT_NOT_FOUND', `no vault at ${path}`, {
+        hint: 'run `docker dso init` to create one, or point DSO at the existing vault',
       });
     }
-    throw new DsoError('VAULT_IO', `Cannot read vault ${path} (${errorCode(error)}).`, {
-      hint: 'Check that you own the vault file and its directory.',
+    throw new DsoError('VAULT_IO', `cannot read vault ${path}: ${fsReason(error)}`, {
+      hint: 'check that you own the vault file and its directory',
       cause: error,
     });
   }
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) {
-      throw new DsoError('VAULT_IO', `Vault ${path} is not a regular file.`, { hint: 'Point DSO at the vault file.' });
+      throw new DsoError('VAULT_IO', `vault ${path} is not a regular file`, { hint: 'point DSO at the vault file' });
     }
     if (stat.size > MAX_FILE_BYTES) {
-      const message = `Vault ${path} is corrupt: it is ${stat.size} bytes, more than a vault can be.`;
+      const message = `vault ${path} is corrupt: it is ${stat.size} bytes, more than a vault can be`;
       throw new DsoError('VAULT_CORRUPT', message, {
-        hint: 'Check that this is the vault file; restore it from a backup.',
+        hint: 'check that this is the vault file; restore it from a backup',
       });
     }
     const buffer = new Uint8Array(stat.size);
@@ -430,8 +430,8 @@ function ensurePrivateDirectory(dir: string): void {
     // mkdir's mode passes through the umask, which may be odd; say exactly what we mean.
     if (created !== undefined) chmodSync(dir, 0o700);
   } catch (error) {
-    throw new DsoError('VAULT_IO', `Cannot create the vault directory ${dir} (${errorCode(error)}).`, {
-      hint: 'Check that you may write to its parent directory.',
+    throw new DsoError('VAULT_IO', `cannot create the vault directory ${dir}: ${fsReason(error)}`, {
+      hint: 'check that you may write to its parent directory',
       cause: error,
     });
   }
@@ -443,18 +443,18 @@ function pathExists(path: string): boolean {
     return true;
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return false;
-    throw new DsoError('VAULT_IO', `Cannot check for a vault at ${path} (${errorCode(error)}).`, {
-      hint: 'Check that you own the vault directory.',
+    throw new DsoError('VAULT_IO', `cannot check for a vault at ${path}: ${fsReason(error)}`, {
+      hint: 'check that you own the vault directory',
       cause: error,
     });
   }
 }
 
 function vaultExists(path: string): DsoError {
-  return new DsoError('VAULT_EXISTS', `A vault already exists at ${path}.`, {
+  return new DsoError('VAULT_EXISTS', `a vault already exists at ${path}`, {
     hint:
-      'Open it with its passphrase. To start over, move the old file away first: ' +
-      'its secrets cannot be recovered without its passphrase.',
+      'open it with its passphrase; to start over, move the old file away first ' +
+      '(its secrets cannot be recovered without its passphrase)',
   });
 }
 

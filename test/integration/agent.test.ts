@@ -122,6 +122,7 @@ describe('dso agent', () => {
     expect(human.stdout).not.toContain(TOKEN);
     const down = await dso(sb, ['status', '--json'], { env: { ...env, DSO_AGENT_SOCKET: join(sb.dir, 'none.sock') } });
     expect(JSON.parse(down.stdout).agent.reachable).toBe(false);
+    expect(down.code).toBe(11); // AGENT_UNREACHABLE: a script can tell, the report is printed anyway
   });
 
   test('doctor in Cloud Mode: the agent, its socket\'s mode, and each provider\'s login through it', async () => {

@@ -56,7 +56,7 @@ describe('the Docker CLI plugin', () => {
 
 describe('help', () => {
   test('every command answers --help with exit 0', async () => {
-    for (const args of [['--help'], ['init', '--help'], ['bootstrap', '--help'], ['secret', '--help'], ['secret', 'set', '--help'], ['secret', 'get', '--help'], ['secret', 'list', '--help'], ['secret', 'rm', '--help'], ['up', '--help'], ['down', '--help'], ['compose', '--help'], ['version', '--help'], ['bootstrap', 'agent', '--help'], ['system', '--help'], ['system', 'setup', '--help'], ['system', 'status', '--help'], ['system', 'logs', '--help']]) {
+    for (const args of [['--help'], ['init', '--help'], ['bootstrap', '--help'], ['secret', '--help'], ['secret', 'set', '--help'], ['secret', 'get', '--help'], ['secret', 'list', '--help'], ['secret', 'rm', '--help'], ['up', '--help'], ['down', '--help'], ['compose', '--help'], ['version', '--help'], ['bootstrap', 'agent', '--help'], ['system', '--help'], ['system', 'setup', '--help'], ['system', 'status', '--help'], ['system', 'logs', '--help'], ['completion', '--help']]) {
       const r = await dso(sb, args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toContain('Usage:');

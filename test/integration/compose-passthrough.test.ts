@@ -2,7 +2,7 @@
 // commands see the resolved model without values, and Compose v1 works as well as v2.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { canary, docker, dockerOk, dso, projectObjects, sandbox, writeFiles, type Sandbox } from './support.ts';
+import { canary, docker, dockerOk, dso, projectObjects, run, sandbox, writeFiles, type Sandbox } from './support.ts';
 
 const SECRET = canary('passthrough');
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -116,5 +116,83 @@ describe('repeated up', () => {
     expect(holders.length).toBe(1);
     expect((await dso(sb, ['down', '-f', 'base.yaml', '-p', 'dsoagain', '-t', '1'])).code).toBe(0);
     expect((await dso(sb, ['secret', 'set', 'shared/key'], { input: SECRET })).code).toBe(0);
+  });
+});
+
+describe('a file written for DSO still loads in plain Compose', () => {
+  // x-dso secrets with the documented placeholder source (docs/local-mode.md): plain Compose v2
+  // needs `environment:` or `file:` on every top-level secret.
+  const XDSO_SECRET = canary('xdso-plain');
+  const COMPOSE_FILE = `
+services:
+  app:
+    image: dso-test/busybox:latest
+    init: true
+    command: ["sleep", "3600"]
+    secrets: [tls_key, ca]
+secrets:
+  tls_key:
+    x-dso: shared/tls_key
+    environment: DSO_X_DSO_PLACEHOLDER
+  ca:
+    x-dso: shared/tls_key
+    file: /dev/null
+`;
+
+  test('docker dso up ignores the placeholders; plain ps, logs, exec and config load the file; plain up fails on the unset variable', async () => {
+    const s = sandbox('xdso-plain');
+    const plain = (args: string[]) => docker(['compose', '-f', `${s.dir}/compose.yaml`, ...args]);
+    try {
+      writeFiles(s.dir, { 'compose.yaml': COMPOSE_FILE });
+      expect((await dso(s, ['init'])).code).toBe(0);
+      expect((await dso(s, ['secret', 'set', 'shared/tls_key'], { input: XDSO_SECRET })).code).toBe(0);
+      const up = await dso(s, ['up', '-d']);
+      expect(up.code, up.stderr).toBe(0);
+      const project = s.dir.split('/').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '');
+      const app = `${project}-app-1`;
+      expect(await dockerOk(['exec', app, 'sh', '-c', 'sha256sum < /run/secrets/tls_key | cut -d" " -f1; sha256sum < /run/secrets/ca | cut -d" " -f1'])).toBe(`${sha(XDSO_SECRET)}\n${sha(XDSO_SECRET)}\n`);
+
+      const ps = await plain(['ps', '--format', '{{.Name}}']);
+      expect(ps.code, ps.stderr).toBe(0);
+      expect(ps.stdout.trim()).toBe(app);
+      const logs = await plain(['logs']);
+      expect(logs.code, logs.stderr).toBe(0);
+      const exec = await plain(['exec', '-T', 'app', 'sh', '-c', 'sha256sum < /run/secrets/tls_key | cut -d" " -f1']);
+      expect(exec.code, exec.stderr).toBe(0);
+      expect(exec.stdout).toBe(`${sha(XDSO_SECRET)}\n`);
+      const config = await plain(['config']);
+      expect(config.code, config.stderr).toBe(0);
+      expect(config.stdout).not.toContain(XDSO_SECRET);
+
+      // Plain `up` of the same file, as another project: it cannot start without DSO, and says why.
+      const start = await docker(['compose', '-f', `${s.dir}/compose.yaml`, '-p', `${project}-plain`, 'up', '-d']);
+      expect(start.code).not.toBe(0);
+      expect(start.stderr).toContain('environment variable "DSO_X_DSO_PLACEHOLDER" required by file');
+      expect(await dockerOk(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}-plain`])).toBe('');
+      await docker(['compose', '-f', `${s.dir}/compose.yaml`, '-p', `${project}-plain`, 'down', '-t', '0']);
+
+      expect((await dso(s, ['down', '-t', '1'])).code).toBe(0);
+      expect(await projectObjects(project)).toEqual({ containers: [], volumes: [] });
+    } finally {
+      s.cleanup();
+    }
+  });
+
+  test('without a placeholder, plain Compose v2 refuses the file (what the placeholder is for); v1 is the other way round', async () => {
+    const s = sandbox('xdso-bare');
+    const v1 = process.env.DSO_TEST_COMPOSE_V1 ?? 'docker-compose';
+    try {
+      writeFiles(s.dir, { 'bare.yaml': COMPOSE_FILE.replace('    environment: DSO_X_DSO_PLACEHOLDER\n', ''), 'placeholder.yaml': COMPOSE_FILE });
+      const ps = await docker(['compose', '-f', `${s.dir}/bare.yaml`, 'ps']);
+      expect(ps.code).not.toBe(0);
+      expect(ps.stderr).toContain('secrets.tls_key: one of file|environment must be set');
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', DOCKER_HOST: sb.env.DOCKER_HOST! };
+      expect((await run([v1, '-f', `${s.dir}/bare.yaml`, 'config', '-q'], { env })).code).toBe(0);
+      const refused = await run([v1, '-f', `${s.dir}/placeholder.yaml`, 'config', '-q'], { env });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("secrets.tls_key value 'environment' does not match");
+    } finally {
+      s.cleanup();
+    }
   });
 });

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { canary, dso, projectObjects, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
+import { canary, dockerOk, dso, projectObjects, sandbox, writeFiles, type Sandbox, projectOf } from './support.ts';
 
 const VALUE = canary('errors');
 let sb: Sandbox;
@@ -18,9 +18,9 @@ async function expectNothingStarted(): Promise<void> {
   expect(await projectObjects(project)).toEqual({ containers: [], volumes: [] });
 }
 
-async function upFails(files: Record<string, string>, opts: { env?: Record<string, string> } = {}) {
+async function upFails(files: Record<string, string>, opts: { env?: Record<string, string>; args?: string[] } = {}) {
   writeFiles(sb.dir, files);
-  const r = await dso(sb, ['up', '-d'], opts);
+  const r = await dso(sb, opts.args ?? ['up', '-d'], opts);
   expect(r.code).not.toBe(0);
   expect(r.stdout + r.stderr).not.toContain(VALUE);
   await expectNothingStarted();
@@ -98,6 +98,41 @@ describe('docker dso up refuses, names the problem and starts nothing', () => {
     expect((await dso(sb, ['secret', 'set', 'app/binary', '--from-file', '/bin/true'])).code).toBe(0);
     const r = await upFails({ 'compose.yaml': compose({ BIN: 'dso://app/binary' }) });
     expect(r.stderr).toContain('dsofile://');
+  });
+});
+
+describe('near-miss references', () => {
+  const files = () => ({
+    'compose.yaml': compose({ KEY_FILE: 'dsofile:/app/known', TOKEN: 'DSO://app/known', LITERAL: `dso:${VALUE} !`, FINE: 'dso://app/known' }, '    env_file: [near.env]\n'),
+    'near.env': 'FROM_ENV_FILE=dso:app/known\n',
+  });
+
+  test('up warns, naming service, variable and the probable reference, never a value; the literal reaches the container', async () => {
+    writeFiles(sb.dir, files());
+    const r = await dso(sb, ['up', '-d']);
+    try {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('warning: 4 values look like mistyped secret references and reach the containers as written:\n');
+      expect(r.stderr).toContain('    service "app", variable FROM_ENV_FILE: "dso:app/known", did you mean dso://app/known?\n');
+      expect(r.stderr).toContain('    service "app", variable KEY_FILE: "dsofile:/app/known", did you mean dsofile://app/known?\n');
+      expect(r.stderr).toContain('    service "app", variable LITERAL: "dso:…", did you mean a dso:// reference?\n');
+      expect(r.stderr).toContain('    service "app", variable TOKEN: "DSO://app/known", did you mean dso://app/known?\n');
+      expect(r.stdout + r.stderr).not.toContain(VALUE);
+      const env = await dockerOk(['exec', `${project}-app-1`, 'sh', '-c', 'printf "%s|%s" "$KEY_FILE" "$TOKEN"']);
+      expect(env).toBe('dsofile:/app/known|DSO://app/known');
+    } finally {
+      expect((await dso(sb, ['down', '-t', '1'])).code).toBe(0);
+    }
+  });
+
+  test('--strict refuses before anything starts, on up and on compose (before the command)', async () => {
+    const r = await upFails(files(), { args: ['up', '-d', '--strict'] });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: 4 values look like mistyped secret references; --strict refuses them, so nothing was run:');
+    const config = await dso(sb, ['compose', '--strict', 'config']);
+    expect(config.code).toBe(2);
+    expect(config.stdout + config.stderr).not.toContain(VALUE);
+    await expectNothingStarted();
   });
 });
 

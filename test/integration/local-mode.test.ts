@@ -194,6 +194,44 @@ services:
   });
 });
 
+describe('secret rm of a secret that containers use', () => {
+  const names = async () => (JSON.parse((await dso(sb, ['secret', 'list', '--json'])).stdout) as Array<{ name: string }>).map((e) => e.name);
+
+  test('refuses, names the containers (running and stopped), removes nothing', async () => {
+    const r = await dso(sb, ['secret', 'rm', 'app/db_password']);
+    expect(r.code).toBe(9);
+    expect(r.stderr).toContain(`error: app/db_password is used by a container: ${project}-web-1; nothing was removed`);
+    expect(r.stderr).toContain('--force');
+    await dockerOk(['stop', '-t', '1', `${project}-worker-1`]);
+    const stopped = await dso(sb, ['secret', 'rm', 'worker/token']);
+    expect(stopped.code).toBe(9);
+    expect(stopped.stderr).toContain(`${project}-worker-1 (stopped)`);
+    expect(await names()).toEqual(expect.arrayContaining(['app/db_password', 'worker/token']));
+  });
+
+  test('a secret nobody uses, or the same name in another vault, is removed at once', async () => {
+    expect((await dso(sb, ['secret', 'set', 'app/unused'], { input: canary('unused') })).code).toBe(0);
+    const r = await dso(sb, ['secret', 'rm', 'app/unused']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('Removed app/unused\n');
+    const other = sandbox('other-vault');
+    try {
+      expect((await dso(other, ['init'])).code).toBe(0);
+      expect((await dso(other, ['secret', 'set', 'app/db_password'], { input: canary('other') })).code).toBe(0);
+      const mine = await dso(other, ['secret', 'rm', 'app/db_password']);
+      expect(mine.code, mine.stderr).toBe(0);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test('--force removes it without the check', async () => {
+    const r = await dso(sb, ['secret', 'rm', 'worker/token', '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await names()).not.toContain('worker/token');
+  });
+});
+
 describe('docker dso down', () => {
   test('removes the containers, the holder and the secret volumes', async () => {
     const r = await dso(sb, ['down', '-t', '1']);

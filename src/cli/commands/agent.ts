@@ -2,6 +2,7 @@
 // systemd expects. Only wires options and signals; src/agent/daemon.ts does the work.
 import { configCandidates, findConfigPath } from '../../config/find.ts';
 import { DsoError } from '../../errors.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
@@ -12,6 +13,8 @@ const FLAGS: FlagSpec[] = [
   { name: 'metrics-address', type: 'string', valueName: 'HOST:PORT', description: 'Serve /metrics here (HOST:PORT or unix:/PATH) instead of agent.metrics.address ("off" to disable)' },
   { name: 'state-dir', type: 'string', valueName: 'DIR', description: 'Keep rotation state here instead of agent.state_dir' },
 ];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

@@ -4,9 +4,22 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DsoError } from '../../errors.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
+
+export async function completion(): Promise<CompletionSpec> {
+  const [{ PASSPHRASE_FLAG }, { SETUP_FLAGS }] = await Promise.all([import('../passphrase.ts'), import('./system.ts')]);
+  return {
+    subcommands: {
+      local: { summary: 'Create the encrypted local vault (the same as init)', flags: [PASSPHRASE_FLAG] },
+      agent: { summary: 'Write /etc/dso/dso.yaml, then install and start the agent service (as root)', flags: SETUP_FLAGS.filter((f) => AGENT_FLAGS.includes(f.name)) },
+    },
+  };
+}
+
+const AGENT_FLAGS = ['enable-nonroot', 'binary'];
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   const [target, ...rest] = argv;
@@ -36,7 +49,7 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
 
 async function bootstrapAgent(cli: Cli, argv: string[]): Promise<number> {
   const { SETUP_FLAGS, runSetup } = await import('./system.ts');
-  const flags = SETUP_FLAGS.filter((f) => f.name === 'enable-nonroot' || f.name === 'binary');
+  const flags = SETUP_FLAGS.filter((f) => AGENT_FLAGS.includes(f.name));
   if (wantsHelp(argv)) {
     cli.stdout.write(
       commandHelp({

@@ -11,7 +11,10 @@ Secret references in \`environment\` (map or list form):
                                         the value is a file in RAM at /run/secrets/NAME, and the
                                         variable holds that path
 And the Compose-native form: a top-level secret with \`x-dso: NAME\`, used through a
-service's \`secrets:\` list (target, uid, gid and mode are honoured).
+service's \`secrets:\` list (target, uid, gid and mode are honoured); add
+\`environment: DSO_X_DSO_PLACEHOLDER\` beside it so plain \`docker compose ps/logs/exec\` load
+the file (DSO ignores it). Values that look like mistyped references (dso:NAME, DSOFILE://NAME)
+earn a warning; --strict makes them an error.
 
 NAME is a local vault name (app/db_password), or PROVIDER:PATH[#KEY] for a provider
 configured in dso.yaml ($DSO_CONFIG, /etc/dso/dso.yaml or ./dso.yaml), for example

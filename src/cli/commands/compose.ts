@@ -2,10 +2,21 @@
 import { splitLeading } from '../../compose/args.ts';
 import { runCompose } from '../../compose/session.ts';
 import { DsoError } from '../../errors.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
+import { COMPOSE_COMMANDS } from '../suggest.ts';
 import { commandHelp } from '../help.ts';
 import { COMPOSE_DETAILS } from './compose-help.ts';
-import { DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
+import { COMPOSE_GLOBAL_FLAGS, DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
+
+/** Compose commands to offer after `compose`, each completed with the project's services. */
+const COMPOSE_SUBCOMMANDS = ['up', 'down', ...COMPOSE_COMMANDS, 'version'].sort();
+const WITHOUT_SERVICES = new Set(['config', 'cp', 'down', 'ls', 'version']);
+
+export const completion: CompletionSpec = {
+  flags: [...DSO_PASSTHROUGH_FLAGS, ...COMPOSE_GLOBAL_FLAGS],
+  subcommands: Object.fromEntries(COMPOSE_SUBCOMMANDS.map((c) => [c, { args: WITHOUT_SERVICES.has(c) ? 'none' : 'services' }])),
+};
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   const { passphraseFile, mode, rest } = takeDsoFlags(argv);

@@ -7,8 +7,9 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { configCandidates, findConfigPath } from '../../config/find.ts';
 import { ConfigInvalidError, parseConfig, type DsoConfig } from '../../config/load.ts';
-import { DsoError } from '../../errors.ts';
+import { DsoError, fsReason } from '../../errors.ts';
 import { writeFileAtomic } from '../../vault/atomic-write.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import type { FlagSpec } from '../flags.ts';
 import { warn } from '../output.ts';
@@ -41,6 +42,8 @@ const SUBS: Record<string, Subcommand> = {
   },
 };
 
+export const completion: CompletionSpec = { subcommands: SUBS };
+
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   return runSubcommand(cli, argv, { name: 'config', description: 'Show, validate and edit the DSO configuration file (dso.yaml).', subs: SUBS });
 }
@@ -61,7 +64,7 @@ async function load(path: string): Promise<DsoConfig> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new DsoError('CONFIG_INVALID', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { hint: 'check the file\'s permissions (reading /etc/dso/dso.yaml may need sudo)' });
+    throw new DsoError('CONFIG_INVALID', `cannot read ${path}: ${fsReason(e)}`, { hint: 'check the file\'s permissions (reading /etc/dso/dso.yaml may need sudo)' });
   }
   return parseConfig(text, path);
 }

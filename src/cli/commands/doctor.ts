@@ -2,16 +2,19 @@
 // how to fix what is wrong. Exit 0 when nothing failed (warnings allowed), 1 otherwise, so a
 // provisioning script can gate on it. The checks live in src/doctor/.
 import { DsoError } from '../../errors.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
 import { green, red, useColor, yellow, dim } from '../output.ts';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'level', type: 'string', valueName: 'LEVEL', description: 'basic (default) or full: also log in to each provider and test RAM-backed storage' },
+  { name: 'level', type: 'string', valueName: 'LEVEL', choices: ['basic', 'full'], description: 'basic (default) or full: also log in to each provider and test RAM-backed storage' },
   { name: 'json', type: 'boolean', description: 'Print the report as JSON (schema dso.doctor/v1, see docs/doctor.md)' },
-  { name: 'mode', type: 'string', valueName: 'MODE', description: 'local or cloud (default: detected, see docs/agent.md)' },
+  { name: 'mode', type: 'string', valueName: 'MODE', choices: ['local', 'cloud'], description: 'local or cloud (default: detected, see docs/agent.md)' },
 ];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

@@ -1,9 +1,13 @@
 // `dso down [COMPOSE ARGS]`: `compose down`, then removal of the project's RAM secret storage.
 import { splitAnywhere } from '../../compose/args.ts';
 import { runCompose } from '../../compose/session.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
 import { COMPOSE_DETAILS } from './compose-help.ts';
+import { COMPOSE_GLOBAL_FLAGS, STRICT_FLAG } from './passthrough.ts';
+
+export const completion: CompletionSpec = { flags: [...COMPOSE_GLOBAL_FLAGS, STRICT_FLAG] };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

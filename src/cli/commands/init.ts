@@ -2,6 +2,7 @@
 import { DsoError } from '../../errors.ts';
 import { wipeAll } from '../../secrets/secret-bytes.ts';
 import { LocalVault } from '../../vault/vault.ts';
+import type { CompletionSpec } from '../completion.ts';
 import { vaultPath, type Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
@@ -9,6 +10,8 @@ import { PASSPHRASE_FLAG, readPassphrase } from '../passphrase.ts';
 import { existsSync } from 'node:fs';
 
 const FLAGS: FlagSpec[] = [PASSPHRASE_FLAG];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export function initHelp(cli: Cli, usage = `${cli.prog} init`): string {
   return commandHelp({

@@ -3,6 +3,7 @@
 // and changes nothing. In Cloud Mode the agent does it; in Local Mode this command does.
 import { parseSecretId } from '../../compose/references.ts';
 import { DsoError } from '../../errors.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
@@ -11,9 +12,11 @@ import { PASSPHRASE_FLAG } from '../passphrase.ts';
 const FLAGS: FlagSpec[] = [
   { name: 'dry-run', type: 'boolean', description: 'Print which containers would rotate, how and in which order; change nothing' },
   { name: 'json', type: 'boolean', description: 'Print the plan and the outcome as JSON' },
-  { name: 'mode', type: 'string', valueName: 'MODE', description: 'local or cloud (default: detected, see docs/agent.md)' },
+  { name: 'mode', type: 'string', valueName: 'MODE', choices: ['local', 'cloud'], description: 'local or cloud (default: detected, see docs/agent.md)' },
   PASSPHRASE_FLAG,
 ];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

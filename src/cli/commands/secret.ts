@@ -1,12 +1,13 @@
 // `dso secret set|get|list|rm`: manage the secrets of the local vault. Values enter from a hidden
 // prompt, stdin or a file, never argv, and leave only through `get` to stdout.
-import { readFileSync, statSync } from 'node:fs';
-import { DsoError } from '../../errors.ts';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { DsoError, fsReason } from '../../errors.ts';
 import { wipeAll } from '../../secrets/secret-bytes.ts';
 import { MAX_VALUE_BYTES as MAX_SECRET_BYTES } from '../../vault/format.ts';
 import { validateSecretName } from '../../vault/names.ts';
-import type { Cli } from '../context.ts';
-import { table } from '../output.ts';
+import type { CompletionSpec } from '../completion.ts';
+import { vaultPath, type Cli } from '../context.ts';
+import { table, warn } from '../output.ts';
 import { PASSPHRASE_FLAG } from '../passphrase.ts';
 import { promptHidden } from '../prompt.ts';
 import { runSubcommand, type Subcommand } from '../subcommands.ts';
@@ -46,13 +47,20 @@ terminal unless --reveal is given; redirect or pipe it instead.`,
     run: secretList,
   },
   rm: {
-    usage: 'secret rm NAME',
-    summary: 'Remove a secret from the local vault.',
-    flags: [PASSPHRASE_FLAG],
+    usage: 'secret rm NAME [--force]',
+    summary: 'Remove a secret from the local vault, unless containers use it.',
+    details: `Containers started by \`docker dso up\` that use the secret, running or stopped, are
+named and nothing is removed: they keep the value they have, but could not be recreated,
+rotated or restarted after a reboot without it. Remove them first (\`docker dso down\`), or
+add --force to remove the secret anyway (the check is then skipped). When the Docker engine
+cannot be reached, the secret is removed with a warning.`,
+    flags: [{ name: 'force', short: 'f', type: 'boolean', description: 'Remove it even if containers use it' }, PASSPHRASE_FLAG],
     run: secretRm,
   },
 };
 const ALIASES: Record<string, string> = { ls: 'list', remove: 'rm', delete: 'rm' };
+
+export const completion: CompletionSpec = { subcommands: SUBS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   return runSubcommand(cli, argv, { name: 'secret', description: 'Manage the secrets of the local vault.', subs: SUBS, aliases: ALIASES });
@@ -129,7 +137,7 @@ function checkValueFile(file: string): void {
     }
   } catch (e) {
     if (e instanceof DsoError) throw e;
-    throw new DsoError('USAGE', `cannot read --from-file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, {
+    throw new DsoError('USAGE', `cannot read --from-file ${file}: ${fsReason(e)}`, {
       hint: 'check the path and its permissions',
     });
   }
@@ -197,6 +205,8 @@ async function secretList(cli: Cli, flags: Record<string, unknown>, args: string
 
 async function secretRm(cli: Cli, flags: Record<string, unknown>, args: string[]): Promise<number> {
   const name = oneName(args, 'rm');
+  // Before the passphrase is asked: a refusal should not cost typing it.
+  if (flags.force !== true) await refuseIfUsed(cli, name);
   const vault = await openVault(cli, flags['passphrase-file'] as string | undefined);
   try {
     if (!(await vault.remove(name))) throw notFound(cli, name);
@@ -205,6 +215,32 @@ async function secretRm(cli: Cli, flags: Record<string, unknown>, args: string[]
   } finally {
     vault.close();
   }
+}
+
+/**
+ * Refuses to remove a secret that containers started from this vault use (their labels say so,
+ * see rotation/inventory.ts). An engine that cannot be reached only earns a warning: the vault
+ * is usable without Docker.
+ */
+async function refuseIfUsed(cli: Cli, name: string): Promise<void> {
+  const path = vaultPath(cli.env);
+  if (!existsSync(path)) return; // openVault says there is no vault
+  const { vaultIdOf } = await import('../../vault/vault-id.ts');
+  const { loadManaged, sameSource } = await import('../../rotation/inventory.ts');
+  const { connectEngine } = await import('../../docker/engine.ts');
+  let users: Awaited<ReturnType<typeof loadManaged>>;
+  try {
+    users = (await loadManaged(await connectEngine(cli.env))).filter((c) => sameSource(c, name, { vaultId: vaultIdOf(path) }));
+  } catch (e) {
+    if (!(e instanceof DsoError) || e.code !== 'DOCKER_UNREACHABLE') throw e;
+    warn(cli, `could not check which containers use ${name} (${e.message}); removing it anyway`);
+    return;
+  }
+  if (users.length === 0) return;
+  const names = users.map((c) => `${c.name}${c.running ? '' : ' (stopped)'}`);
+  throw new DsoError('REFUSED', `${name} is used by ${users.length === 1 ? 'a container' : `${users.length} containers`}: ${names.join(', ')}; nothing was removed`, {
+    hint: `they keep the value they have, but could not be recreated, rotated or restarted after a reboot without it: remove them first (\`${cli.prog} down\` in their project), or add --force`,
+  });
 }
 
 function notFound(cli: Cli, name: string): DsoError {

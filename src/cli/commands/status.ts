@@ -3,9 +3,10 @@
 // every 2 s in place (cursor home, each line cleared at its end: no blank frame, no flicker).
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DsoError } from '../../errors.ts';
+import { DsoError, exitCodeOf } from '../../errors.ts';
 import { LABEL_MANAGED } from '../../compose/labels.ts';
 import { VERSION } from '../../version.ts';
+import type { CompletionSpec } from '../completion.ts';
 import { vaultPath, type Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
@@ -14,8 +15,10 @@ import { table } from '../output.ts';
 const FLAGS: FlagSpec[] = [
   { name: 'json', type: 'boolean', description: 'Print JSON (a stable shape, see docs/agent.md)' },
   { name: 'watch', short: 'w', type: 'boolean', description: 'Refresh every 2 seconds until interrupted' },
-  { name: 'mode', type: 'string', valueName: 'MODE', description: 'local or cloud (default: detected, see docs/agent.md)' },
+  { name: 'mode', type: 'string', valueName: 'MODE', choices: ['local', 'cloud'], description: 'local or cloud (default: detected, see docs/agent.md)' },
 ];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export interface StatusReport {
   mode: 'local' | 'cloud';
@@ -31,7 +34,14 @@ export interface StatusReport {
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
-    cli.stdout.write(commandHelp({ usage: `${cli.prog} status [--json] [--watch]`, summary: 'Show the mode, the agent, providers, cache and the containers DSO manages.', flags: FLAGS }));
+    cli.stdout.write(
+      commandHelp({
+        usage: `${cli.prog} status [--json] [--watch]`,
+        summary: 'Show the mode, the agent, providers, cache and the containers DSO manages.',
+        details: 'Exit status: 0 when everything it looks at answers; 8 when the Docker engine does not,\n11 when the agent does not (Cloud Mode). The report is printed either way.',
+        flags: FLAGS,
+      }),
+    );
     return 0;
   }
   const { flags, positionals } = parseFlags(argv, FLAGS, 'status');
@@ -40,7 +50,7 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (!flags.watch) {
     const report = await collect(cli, mode);
     cli.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
-    return 0;
+    return statusExitCode(report);
   }
   if (flags.json) throw new DsoError('USAGE', '--watch and --json do not go together', { hint: 'for scripts, run `status --json` periodically' });
   let running = true;
@@ -62,6 +72,13 @@ export async function run(cli: Cli, argv: string[]): Promise<number> {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
+  return 0;
+}
+
+/** A script can gate on `status`: what it could not reach decides the exit code, the engine first. */
+export function statusExitCode(report: StatusReport): number {
+  if (!report.docker.reachable) return exitCodeOf('DOCKER_UNREACHABLE');
+  if (report.agent && !report.agent.reachable) return exitCodeOf('AGENT_UNREACHABLE');
   return 0;
 }
 

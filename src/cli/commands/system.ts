@@ -6,6 +6,7 @@ import { DsoError } from '../../errors.ts';
 import type { HostCommands, UnitState } from '../../system/systemctl.ts';
 import { SYSTEM_LAYOUT, UNIT_NAME, type SystemLayout } from '../../system/layout.ts';
 import { VERSION } from '../../version.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import type { FlagSpec } from '../flags.ts';
 import { warn } from '../output.ts';
@@ -72,6 +73,8 @@ const SUBS: Record<string, Subcommand> = {
     run: logs,
   },
 };
+
+export const completion: CompletionSpec = { subcommands: SUBS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   return runSubcommand(cli, argv, {

@@ -1,10 +1,16 @@
 // `dso up [COMPOSE ARGS]`: `compose up` with the project's secrets resolved and delivered.
 import { splitAnywhere } from '../../compose/args.ts';
 import { runCompose } from '../../compose/session.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
-import { DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
+import { COMPOSE_GLOBAL_FLAGS, DSO_PASSTHROUGH_FLAGS, takeDsoFlags } from './passthrough.ts';
 import { COMPOSE_DETAILS } from './compose-help.ts';
+
+export const completion: CompletionSpec = {
+  flags: [...DSO_PASSTHROUGH_FLAGS, ...COMPOSE_GLOBAL_FLAGS, { name: 'detach', short: 'd', type: 'boolean', description: 'Run containers in the background' }],
+  args: 'services',
+};
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

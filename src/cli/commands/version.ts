@@ -1,10 +1,13 @@
 // `dso version`: the version, and with --json the build facts a bug report needs.
 import { VERSION } from '../../version.ts';
+import type { CompletionSpec } from '../completion.ts';
 import type { Cli } from '../context.ts';
 import { parseFlags, type FlagSpec } from '../flags.ts';
 import { commandHelp, wantsHelp } from '../help.ts';
 
 const FLAGS: FlagSpec[] = [{ name: 'json', type: 'boolean', description: 'Print JSON' }];
+
+export const completion: CompletionSpec = { flags: FLAGS };
 
 export async function run(cli: Cli, argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

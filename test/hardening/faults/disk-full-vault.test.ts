@@ -60,8 +60,7 @@ for (const [how, fill] of [
       const value = canary('never-stored');
       const set = await dso(sb, ['secret', 'set', 'app/new'], { input: `${value}${'y'.repeat(30_000)}` });
       expect(set.code).not.toBe(0);
-      expect(set.stderr).toContain(`Cannot write vault ${join(disk.dir, 'vault.enc')}`);
-      expect(set.stderr).toContain('ENOSPC');
+      expect(set.stderr).toContain(`cannot write vault ${join(disk.dir, 'vault.enc')}: no space left on the device`);
       expect(set.stderr).toContain('the vault on disk is unchanged');
       expect(set.stderr).toContain('free disk space');
       expect(`${set.stdout}${set.stderr}`).not.toContain(value);
@@ -69,7 +68,7 @@ for (const [how, fill] of [
       expect(overwrite.code).not.toBe(0);
       const rm = await dso(sb, ['secret', 'rm', 'app/s1']);
       expect(rm.code).not.toBe(0);
-      expect(rm.stderr).toContain('ENOSPC');
+      expect(rm.stderr).toContain('no space left on the device');
       await expectVaultAsBefore(hash);
       const list = await dso(sb, ['secret', 'list', '--json']);
       expect(list.code, list.stderr).toBe(0);
@@ -85,7 +84,7 @@ test('init on a full disk creates nothing; once space returns, writes work again
   const other = { ...sb, env: { ...sb.env, DSO_HOME: join(disk.dir, 'second') } };
   const init = await dso(other, ['init']);
   expect(init.code).not.toBe(0);
-  expect(init.stderr).toContain('ENOSPC');
+  expect(init.stderr).toContain('no space left on the device');
   expect(readdirSync(join(disk.dir, 'second')).filter((f) => f !== 'vault.enc.lock')).toEqual([]);
   disk.free();
   const again = await dso(other, ['init']);

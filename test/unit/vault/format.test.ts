@@ -69,7 +69,7 @@ describe('header', () => {
     new DataView(file.buffer).setUint16(8, 99);
     const error = await expectCode(() => parseVaultFile(file, 'v'), 'VAULT_VERSION_UNSUPPORTED');
     expect(error.message).toContain('newer DSO');
-    expect(error.hint).toContain('Upgrade DSO');
+    expect(error.hint).toContain('upgrade DSO');
     new DataView(file.buffer).setUint16(8, 0);
     await expectCode(() => parseVaultFile(file, 'v'), 'VAULT_CORRUPT');
   });
