@@ -201,6 +201,7 @@ export class ProviderHost {
       env: this.#environment(true),
       ...(this.#o.workerUrl === undefined ? {} : { workerUrl: this.#o.workerUrl }),
       ...(this.#o.processCommand === undefined ? {} : { processCommand: this.#o.processCommand }),
+      ...(settings.user === undefined ? {} : { user: settings.user }),
     };
     this.#state = 'starting';
     let transport: Transport;
@@ -269,7 +270,9 @@ export class ProviderHost {
         this.#crashed(transport, reason);
       });
     });
-    transport.send({ type: 'init', kind: settings.kind, name: settings.name, config: settings.config });
+    // Who DSO is (whose files a plugin may belong to) and whom the provider's own children run as.
+    const dsoUid = process.getuid?.();
+    transport.send({ type: 'init', kind: settings.kind, name: settings.name, config: settings.config, ...(dsoUid === undefined ? {} : { dsoUid }), ...(settings.user === undefined ? {} : { user: settings.user }) });
     try {
       await ready;
     } finally {
