@@ -2,7 +2,7 @@
 // provider that crashes, hangs or breaks the protocol is restarted, and each provider sees only
 // its own environment, in a Worker and in a child process.
 import { afterEach, describe, expect, test } from 'bun:test';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { ProviderSettings } from '../../../src/config/providers.ts';
 import { ProviderError } from '../../../src/providers/contract.ts';
 import { ProviderHost, type HostOptions } from '../../../src/providers/host.ts';
@@ -140,11 +140,15 @@ for (const isolation of ['worker', 'process'] as const) {
       expect(JSON.stringify(seenByB.processEnv)).not.toContain('token-of-provider-a');
       expect(JSON.stringify(seenByA.processEnv)).not.toContain('token-of-provider-b');
       if (isolation === 'process') {
-        // A real boundary: the child's whole environment, as the kernel has it, is the declared one.
+        // A real boundary: the child's process.env is exactly the declared variables, and they
+        // reached it over its pipe, never in its exec environment: /proc/PID/environ, as the
+        // kernel has it, is empty (a process of the same user polling it right after the start
+        // finds nothing).
+        expect(seenByB.processEnv).toEqual({ B_TOKEN: 'token-of-provider-b-654321' });
         const pid = b.status().pid!;
         const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean);
-        expect(environ).toEqual(['B_TOKEN=token-of-provider-b-654321']);
-        expect(seenByB.procEnviron).not.toContain('token-of-provider-a');
+        expect(environ).toEqual([]);
+        expect(seenByB.procEnviron).toBe('');
       } else {
         // platform-facts: a Worker's restricted env is not a boundary; /proc/self/environ shows
         // the parent's. This documents it (see docs/providers.md) rather than hiding it.
@@ -153,6 +157,35 @@ for (const isolation of ['worker', 'process'] as const) {
     });
   });
 }
+
+describe.if(process.getuid?.() === 0)('isolation: process, DSO as root', () => {
+  const NOBODY = { uid: 65534, gid: 65534 };
+
+  test('the provider process runs as its user, without groups or capabilities, non-dumpable: a process of that user cannot read it', async () => {
+    const h = host('process', { env: ['B_TOKEN'], user: NOBODY }, { maxBytes: 1 << 20 });
+    const seen = JSON.parse(text((await h.get('env')).value.expose()));
+    expect(seen.ctxEnv).toEqual({ B_TOKEN: 'token-of-provider-b-654321' });
+    const pid = h.status().pid!;
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    expect(status).toMatch(/^Uid:\t65534\t65534\t65534\t65534$/m);
+    expect(status).toMatch(/^Gid:\t65534\t65534\t65534\t65534$/m);
+    expect(status).toMatch(/^Groups:[ \t]*$/m);
+    expect(status).toMatch(/^CapEff:\t0{16}$/m);
+    expect(status).toMatch(/^NoNewPrivs:\t1$/m);
+    // Non-dumpable: its /proc files belong to root, not to the user it runs as.
+    expect(statSync(`/proc/${pid}/environ`).uid).toBe(0);
+    const peek = Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'dd', `if=/proc/${pid}/mem`, 'count=0', 'status=none'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stderr: 'pipe' });
+    expect(peek.stderr.toString()).toContain('Permission denied');
+  });
+
+  test('a provider process that cannot become its user refuses to serve, and says why', async () => {
+    const h = host('process', {}, { processCommand: [...PROCESS, '--user=not-an-account'] });
+    const e = await h.get('x').catch((err: ProviderError) => err);
+    expect(e).toBeInstanceOf(ProviderError);
+    expect((e as ProviderError).kind).toBe('config');
+    expect((e as Error).message).toContain('the provider process was given a user it cannot read');
+  });
+});
 
 test('a worker that sends a message outside the protocol is restarted', async () => {
   const h = host('worker');
