@@ -2,7 +2,10 @@
 // provider that crashes, hangs or breaks the protocol is restarted, and each provider sees only
 // its own environment, in a Worker and in a child process.
 import { afterEach, describe, expect, test } from 'bun:test';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../../src/config/load.ts';
 import type { ProviderSettings } from '../../../src/config/providers.ts';
 import { ProviderError } from '../../../src/providers/contract.ts';
 import { ProviderHost, type HostOptions } from '../../../src/providers/host.ts';
@@ -176,6 +179,22 @@ describe.if(process.getuid?.() === 0)('isolation: process, DSO as root', () => {
     expect(statSync(`/proc/${pid}/environ`).uid).toBe(0);
     const peek = Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'dd', `if=/proc/${pid}/mem`, 'count=0', 'status=none'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stderr: 'pipe' });
     expect(peek.stderr.toString()).toContain('Permission denied');
+  });
+
+  test('a file the provider\'s user may not read: the error says which user, and what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dso-host-user-'));
+    try {
+      const pass = join(dir, 'pass');
+      writeFileSync(pass, 'a passphrase', { mode: 0o600 });
+      const config = await parseConfig(`providers:\n  home:\n    type: local\n    isolation: process\n    user: nobody\n    path: ${join(dir, 'vault.enc')}\n    passphrase_file: ${pass}\n`, 'dso.yaml');
+      const h = new ProviderHost({ settings: config.providers.get('home')!, env: {}, maxBytes: 1024 });
+      hosts.push(h);
+      const e = await h.get('x').catch((err: ProviderError) => err);
+      expect((e as ProviderError).kind).toBe('config');
+      expect((e as Error).message).toContain(`cannot read the passphrase file ${pass}: EACCES; the provider runs as 65534:65534 (dso.yaml user:, default nobody): make the file readable by that account`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a provider process that cannot become its user refuses to serve, and says why', async () => {
