@@ -39,7 +39,10 @@ export function openLibc<S extends Symbols>(symbols: S): Libc<S> | { why: string
         },
       };
     } catch (e) {
-      failures.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+      const why = e instanceof Error ? e.message : String(e);
+      // Without the JIT (MemoryDenyWriteExecute=yes), bun:ffi cannot bind anything: say only that.
+      if (/requires the JIT/.test(why)) return { why: `bun:ffi is not available (${why})` };
+      failures.push(`${name}: ${why}`);
     }
   }
   return { why: `libc could not be opened (${failures.join('; ')})` };

@@ -84,6 +84,41 @@ describe.if(root && process.platform === 'linux')('dropping privileges', () => {
   });
 });
 
+// Runs argv with memory that is written never executed (PR_SET_MDWE, as systemd's
+// MemoryDenyWriteExecute=yes does): no JIT, hence no bun:ffi.
+const withoutJit = (argv: string[]) => ['/usr/bin/python3', '-c', 'import ctypes,os,sys\nif ctypes.CDLL("libc.so.6").prctl(65, 1, 0, 0, 0) != 0: sys.exit("PR_SET_MDWE failed")\nos.execv(sys.argv[1], sys.argv[1:])', ...argv];
+
+describe.if(process.platform === 'linux')('without bun:ffi (MemoryDenyWriteExecute)', () => {
+  test('the guard says it could not, rather than pretending', async () => {
+    const { seen } = await start(['guard'], withoutJit);
+    expect(seen.outcome).toMatchObject({ ok: false, unsupported: false });
+    expect(seen.outcome!.why).toContain('bun:ffi is not available');
+    expect(seen.dumpable.state).toBe('unknown');
+  });
+
+  test('the CLI warns; a provider process refuses to serve', async () => {
+    const main = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
+    const cli = Bun.spawnSync(withoutJit([process.execPath, main, 'version']), { env: { PATH }, stdout: 'pipe', stderr: 'pipe' });
+    expect(cli.exitCode).toBe(0);
+    expect(cli.stderr.toString()).toContain("dso: warning: bun:ffi is not available");
+    expect(cli.stderr.toString()).toContain("other processes of this user can read DSO's environment and memory");
+    const { ProviderHost } = await import('../../../src/providers/host.ts');
+    const h = new ProviderHost({
+      settings: { name: 'p', kind: 'test', isolation: 'process', timeoutMs: 5000, env: [], optionalEnv: [], fixedEnv: {}, config: {} },
+      env: {},
+      maxBytes: 1024,
+      processCommand: withoutJit([process.execPath, new URL('../../fixtures/providers/process.ts', import.meta.url).pathname]),
+    });
+    try {
+      const e = await h.get('x').catch((err: Error) => err);
+      expect(e).toMatchObject({ kind: 'config' });
+      expect((e as Error).message).toContain('the provider process could not make itself non-dumpable: bun:ffi is not available');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 test('root is never a target: refused before anything changes', () => {
   expect(() => dropPrivileges({ uid: 0, gid: 0 })).toThrow('not an unprivileged uid and gid');
   expect(() => dropPrivileges({ uid: -1, gid: 5 })).toThrow('not an unprivileged uid and gid');
