@@ -323,6 +323,13 @@ for (const scenario of SCENARIOS) {
         expect(reports.spyw.found).toEqual([]);
       });
     } else {
+      test('as a normal user, each plugin runs as DSO\'s user, with its groups (Docker\'s included: the documented limit)', () => {
+        for (const r of [reports.spy, reports.spyw]) {
+          expect(r.self.Uid).toBe(`${dsoUser.uid}\t${dsoUser.uid}\t${dsoUser.uid}\t${dsoUser.uid}`);
+          expect(r.self.Groups!.split(/\s+/)).toContain(String(dockerGid()));
+        }
+      });
+
       test('as a normal user, the two spies, sharing DSO\'s user, can read each other (the documented limit), and nothing else', () => {
         // Each reads the other's variable, and then finds its own in the other's memory too.
         const spies = (f: string) => SPY_OWN.startsWith(f) || SPYW_OWN.startsWith(f);

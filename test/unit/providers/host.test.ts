@@ -152,6 +152,10 @@ for (const isolation of ['worker', 'process'] as const) {
         const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean);
         expect(environ).toEqual([]);
         expect(seenByB.procEnviron).toBe('');
+        // Except NODE_EXTRA_CA_CERTS, a path that Bun reads only when a process starts.
+        const c = host(isolation, { name: 'c', env: ['B_TOKEN', 'NODE_EXTRA_CA_CERTS'] }, { env: { B_TOKEN: 'token-of-provider-b-654321', NODE_EXTRA_CA_CERTS: '/etc/dso/ca.pem' } });
+        await c.get('x');
+        expect(readFileSync(`/proc/${c.status().pid!}/environ`, 'latin1').split('\0').filter(Boolean)).toEqual(['NODE_EXTRA_CA_CERTS=/etc/dso/ca.pem']);
       } else {
         // platform-facts: a Worker's restricted env is not a boundary; /proc/self/environ shows
         // the parent's. This documents it (see docs/providers.md) rather than hiding it.
