@@ -24,4 +24,7 @@ export const definition: ProviderDefinition<LocalConfig> = {
   // Without `path`, the vault is found the way the CLI finds it: $DSO_HOME, else ~/.dso.
   optionalEnvironment: (c) => (c.path === undefined ? ['DSO_HOME', 'HOME'] : []),
   defaultIsolation: 'worker',
+  // The vault and its passphrase file are DSO's own, kept readable by DSO's user only, and every
+  // `secret set` replaces the vault file as that user: another user could not follow it.
+  runsAsDso: true,
 };

@@ -74,6 +74,8 @@ class PluginRunner {
         settings: this.#config.settings,
         env: this.#ctx.env,
         log: this.#ctx.log,
+        ...(this.#ctx.dsoUid === undefined ? {} : { dsoUid: this.#ctx.dsoUid }),
+        ...(this.#ctx.user === undefined ? {} : { user: this.#ctx.user }),
       },
       // Its own limit, not the first caller's signal: a caller that gives up must not fail the
       // start for the others waiting on it.

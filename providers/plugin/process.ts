@@ -20,6 +20,10 @@ export interface PluginProcessOptions {
   /** The plugin's whole environment: the provider's declared variables, nothing else. */
   env: Readonly<Record<string, string>>;
   log: ProviderContext['log'];
+  /** The uid DSO runs as: a plugin file it owns is trusted like one root owns. */
+  dsoUid?: number;
+  /** Who the plugin runs as when this process is root (dso.yaml's `user:`). */
+  user?: ProviderContext['user'];
 }
 
 export type PluginAnswer = { type: 'value'; value: Uint8Array; version?: string } | { type: 'names'; names: string[] };
@@ -56,10 +60,10 @@ export class PluginProcess {
    */
   static async start(options: PluginProcessOptions, signal: AbortSignal): Promise<PluginProcess> {
     if (signal.aborted) throw abortError(signal, `starting plugin ${options.location.plugin}`);
-    const verified = await verifyPlugin(options.location);
+    const verified = await verifyPlugin(options.location, options.dsoUid);
     let plugin: PluginProcess;
     try {
-      plugin = new PluginProcess(options, verified.path, spawn(verified.handle.fd, verified.realPath, verified.dir, options.env));
+      plugin = new PluginProcess(options, verified.path, spawn(verified.handle.fd, verified.realPath, verified.dir, options.env, options.user));
     } catch (e) {
       throw new ProviderError('config', `plugin ${verified.path} could not be started: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     } finally {
@@ -338,14 +342,17 @@ export class PluginProcess {
  * missing, the verified real path is executed, which leaves the short window between the hash
  * and the exec that the ownership checks exist to close. The environment is exactly `env`: no
  * PATH, no HOME unless the entry declares them. The plugin leads a new session and process
- * group so that killing it ends whatever it started.
+ * group so that killing it ends whatever it started. Started by root (a provider Worker of a root
+ * DSO), it runs as `user`, which Bun sets with no supplementary groups and no capabilities; a
+ * provider process has already become that user itself, and the plugin inherits it.
  */
-function spawn(fd: number, realPath: string, dir: string, env: Readonly<Record<string, string>>): Bun.Subprocess<'pipe', 'pipe', 'pipe'> {
+function spawn(fd: number, realPath: string, dir: string, env: Readonly<Record<string, string>>, user: PluginProcessOptions['user']): Bun.Subprocess<'pipe', 'pipe', 'pipe'> {
   const exec = existsSync('/proc/self/fd') ? '/proc/self/fd/3' : realPath;
   return Bun.spawn([exec], {
     env: { ...env },
     cwd: dir,
     stdio: ['pipe', 'pipe', 'pipe', fd],
     detached: true,
+    ...(user !== undefined && process.geteuid?.() === 0 ? { uid: user.uid, gid: user.gid } : {}),
   }) as unknown as Bun.Subprocess<'pipe', 'pipe', 'pipe'>;
 }

@@ -1,6 +1,7 @@
 // The entry point of the one `dso` binary (also installed as the `docker-dso` CLI plugin):
 // builds the CLI context, dispatches to a lazily loaded command, and maps errors to exit codes.
 import { DsoError } from '../errors.ts';
+import { makeNonDumpable } from '../system/process-guard.ts';
 import { COMMANDS, findCommand } from './commands.ts';
 import { COMPLETE_COMMAND, COMPLETE_NO_DESC_COMMAND, answerCompletion } from './completion.ts';
 import type { Cli } from './context.ts';
@@ -60,12 +61,20 @@ function unknownCommand(cli: Cli, name: string): DsoError {
 /** The hidden argument that makes this binary a provider child process (`isolation: process`). */
 export const PROVIDER_PROCESS_ARG = '__provider-process';
 
+// First thing, before a provider can start or a credential is read: no other process, however
+// it is related to DSO, may read this one's environment or memory (src/system/process-guard.ts).
+const guarded = import.meta.main ? makeNonDumpable() : undefined;
+
 if (import.meta.main && process.argv[2] === PROVIDER_PROCESS_ARG) {
   // Not a command: DSO starts itself this way with an explicit environment, and speaks frames.
+  // runProviderProcess checks the guard again and refuses to serve without it.
   void Promise.all([import('../providers/process-main.ts'), import('../providers/registry.ts')]).then(([{ runProviderProcess }, registry]) =>
     runProviderProcess({ loadDefinition: registry.loadDefinition, loadClient: registry.loadClient }),
   );
 } else if (import.meta.main) {
+  if (guarded && !guarded.ok && !guarded.unsupported) {
+    process.stderr.write(`dso: warning: ${guarded.why}; other processes of this user can read DSO's environment and memory\n`);
+  }
   const out = (stream: NodeJS.WriteStream) => ({
     write: (chunk: string | Uint8Array) => void stream.write(chunk),
     isTTY: Boolean(stream.isTTY),

@@ -56,6 +56,13 @@ export interface ProviderContext {
   env: Readonly<Record<string, string>>;
   /** Where the provider may write diagnostics (one line each; DSO sanitises and labels them). */
   log(level: 'debug' | 'info' | 'warn', message: string): void;
+  /** The uid DSO itself runs as (the provider's process may run as another): files it owns are DSO's. */
+  dsoUid?: number;
+  /**
+   * The account the provider runs as when DSO runs as root (dso.yaml's `user:`): what a program
+   * the provider starts (a plugin) must run as. Undefined: as DSO.
+   */
+  user?: { uid: number; gid: number };
 }
 
 export type Isolation = 'worker' | 'process';
@@ -84,6 +91,12 @@ export interface ProviderDefinition<C = unknown> {
   fixedEnvironment?(config: C): Record<string, string>;
   /** Where the provider runs unless dso.yaml says otherwise. */
   defaultIsolation: Isolation;
+  /**
+   * The provider reads files that belong to DSO's own user (the local vault, which DSO rewrites
+   * as that user at every change): as root, its process stays root unless dso.yaml names a
+   * `user:`, instead of dropping to the default provider user.
+   */
+  runsAsDso?: boolean;
 }
 
 /** The heavy half (`providers/<kind>/client.ts`): builds a Provider inside its Worker or process. */

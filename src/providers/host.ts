@@ -152,7 +152,7 @@ export class ProviderHost {
     if (answer.type === 'error') {
       // A provider that answers, even with an error, is alive.
       this.#failures = 0;
-      throw new ProviderError(answer.error.kind, sanitize(answer.error.message, this.#known));
+      throw new ProviderError(answer.error.kind, this.#explain(sanitize(answer.error.message, this.#known)));
     }
     this.#failures = 0;
     return answer;
@@ -201,6 +201,7 @@ export class ProviderHost {
       env: this.#environment(true),
       ...(this.#o.workerUrl === undefined ? {} : { workerUrl: this.#o.workerUrl }),
       ...(this.#o.processCommand === undefined ? {} : { processCommand: this.#o.processCommand }),
+      ...(settings.user === undefined ? {} : { user: settings.user }),
     };
     this.#state = 'starting';
     let transport: Transport;
@@ -237,17 +238,19 @@ export class ProviderHost {
             this.#state = 'ready';
             resolve();
             return;
-          case 'init-failed':
+          case 'init-failed': {
             clearTimeout(timer);
-            reject(new ProviderError(m.error.kind, sanitize(m.error.message, this.#known)));
+            const message = this.#explain(sanitize(m.error.message, this.#known));
+            reject(new ProviderError(m.error.kind, message));
             // A provider that cannot start (a bad login) is not retried at once: back off.
             this.#transport = undefined;
             transport.terminate();
-            this.#backoff(sanitize(m.error.message, this.#known));
+            this.#backoff(message);
             // Sent after ready (a confused provider), it also ends the calls in flight: they would
             // otherwise wait out their deadline on a provider that is gone.
-            this.#failAll(new ProviderError(m.error.kind, sanitize(m.error.message, this.#known)));
+            this.#failAll(new ProviderError(m.error.kind, message));
             return;
+          }
           case 'log':
             log(m.level, m.message);
             return;
@@ -269,7 +272,9 @@ export class ProviderHost {
         this.#crashed(transport, reason);
       });
     });
-    transport.send({ type: 'init', kind: settings.kind, name: settings.name, config: settings.config });
+    // Who DSO is (whose files a plugin may belong to) and whom the provider's own children run as.
+    const dsoUid = process.getuid?.();
+    transport.send({ type: 'init', kind: settings.kind, name: settings.name, config: settings.config, ...(dsoUid === undefined ? {} : { dsoUid }), ...(settings.user === undefined ? {} : { user: settings.user }) });
     try {
       await ready;
     } finally {
@@ -303,6 +308,17 @@ export class ProviderHost {
       p.reject(error);
       this.#pending.delete(id);
     }
+  }
+
+  /**
+   * A provider refused a file (EACCES) while running as its own user under a root DSO: the file
+   * is fine for root, so say who could not read it and what to do.
+   */
+  #explain(message: string): string {
+    const user = this.#o.settings.user;
+    if (!user || !/\bEACCES\b/.test(message) || process.geteuid?.() !== 0) return message;
+    const who = this.#o.settings.isolation === 'process' ? 'the provider runs' : 'its plugin runs';
+    return `${message}; ${who} as ${user.uid}:${user.gid} (dso.yaml user:, default nobody): make the file readable by that account, or give the provider a user that can read it`;
   }
 
   /** The provider's environment: its declared variables only, plus those DSO sets for it. */

@@ -11,9 +11,10 @@ const errorShape = v.object({ kind: v.picklist(PROVIDER_ERROR_KINDS as ProviderE
 const capabilities = v.object({ list: v.boolean(), watch: v.boolean(), versions: v.boolean() });
 // A deadline a timer can hold: past it, AbortSignal.timeout throws and setTimeout fires at once.
 const timeoutMs = v.pipe(v.number(), v.minValue(1), v.maxValue(MAX_TIMER_MS));
+const account = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(0xfffffffe));
 
 export const toProviderSchema = v.variant('type', [
-  v.object({ type: v.literal('init'), kind: text(64), name: text(64), config: v.unknown() }),
+  v.object({ type: v.literal('init'), kind: text(64), name: text(64), config: v.unknown(), dsoUid: v.optional(account), user: v.optional(v.object({ uid: account, gid: account })) }),
   v.object({ type: v.literal('get'), id, path: text(1024), version: v.optional(text(256)), maxBytes: v.pipe(v.number(), v.integer(), v.minValue(1)), timeoutMs }),
   v.object({ type: v.literal('list'), id, prefix: text(1024), timeoutMs }),
   v.object({ type: v.literal('close') }),

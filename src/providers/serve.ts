@@ -51,6 +51,8 @@ export function serveProvider(channel: Channel, modules: ProviderModules, env: R
             provider = await create(parsed.output, {
               name: msg.name,
               env: ownEnv,
+              ...(msg.dsoUid === undefined ? {} : { dsoUid: msg.dsoUid }),
+              ...(msg.user === undefined ? {} : { user: msg.user }),
               log: (level, message) => channel.send({ type: 'log', level, message: clean(message).slice(0, 4000) }),
             });
             channel.send({ type: 'ready', capabilities: provider.capabilities });

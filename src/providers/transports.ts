@@ -1,6 +1,8 @@
 // The two ways a provider runs beside DSO: a Worker (cheap, shares the process) or a child
-// process of the same binary (a real boundary for credentials: its environment is exactly what
-// DSO gives it). Both carry the messages of src/providers/messages.ts.
+// process of the same binary (a real boundary for credentials: it holds only what DSO gives it,
+// is non-dumpable, and when DSO is root runs as the provider's own user). Both carry the
+// messages of src/providers/messages.ts.
+import type { RunAs } from '../system/process-guard.ts';
 import { encodeFrame, FrameDecoder } from './frames.ts';
 import type { ToProvider } from './messages.ts';
 
@@ -22,7 +24,20 @@ export interface TransportOptions {
   workerUrl?: string;
   /** Process isolation: the command that starts a provider process (defaults to this binary). */
   processCommand?: string[];
+  /** Process isolation, when DSO runs as root: the account the provider process drops to. */
+  user?: RunAs;
 }
+
+/** The argument that tells a provider process started by root which account to drop to. */
+export const USER_ARG = '--user=';
+
+/**
+ * The variables a provider process gets in its environment when it starts, because Bun reads them
+ * only then: paths, never credentials. All the others reach it in its first frame, once it has
+ * made itself non-dumpable (and, started by root, dropped to its user), so that no other process
+ * can read them in /proc/PID/environ, even in the moment after it starts.
+ */
+const READ_AT_START = ['NODE_EXTRA_CA_CERTS'];
 
 /**
  * Whether this is the compiled binary. Its code lives in Bun's embedded file system, where
@@ -76,8 +91,12 @@ export function startWorker(options: TransportOptions): Transport {
 }
 
 export function startProcess(options: TransportOptions): Transport {
-  const child = Bun.spawn(options.processCommand ?? defaultProcessCommand(), {
-    env: options.env,
+  const atStart: Record<string, string> = {};
+  for (const name of READ_AT_START) if (options.env[name] !== undefined) atStart[name] = options.env[name];
+  // Only root can make a process another user; anyone else's provider processes run as DSO does.
+  const drop = options.user !== undefined && process.geteuid?.() === 0 ? [`${USER_ARG}${options.user.uid}:${options.user.gid}`] : [];
+  const child = Bun.spawn([...(options.processCommand ?? defaultProcessCommand()), ...drop], {
+    env: atStart,
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'pipe',
@@ -114,6 +133,16 @@ export function startProcess(options: TransportOptions): Transport {
     exitReason = child.signalCode ? `the provider process was killed by ${child.signalCode}` : `the provider process exited with code ${code}`;
     exitHandler?.(exitReason);
   });
+  // The first frame: the provider's variables. The child reads it only once it is guarded; until
+  // then the bytes wait in the pipe, in the kernel, not in its memory.
+  const first = encodeFrame({ type: 'env', env: options.env });
+  try {
+    child.stdin.write(first);
+    child.stdin.flush();
+  } catch {
+    // The child is gone already; its exit handler reports it.
+  }
+  first.fill(0);
 
   return {
     pid: child.pid,

@@ -109,9 +109,12 @@ export function renderUnit(o: UnitOptions): string {
     '',
     '# Privileges',
     'NoNewPrivileges=yes',
-    // No capability at all, root or not: the agent opens sockets it may open by owner or group,
-    // and reads files it owns or whose group it is in.
-    'CapabilityBoundingSet=',
+    // The agent opens sockets it may open by owner or group, and reads files it owns or whose
+    // group it is in: no capability for that. As root it keeps exactly two, to start each
+    // provider process and plugin as the provider's own user (dso.yaml user:, default nobody),
+    // which drops them before it is given anything (src/system/process-guard.ts). As `dso`, it
+    // has none and cannot change users.
+    `CapabilityBoundingSet=${o.user ? '' : 'CAP_SETUID CAP_SETGID'}`,
     'AmbientCapabilities=',
     'RestrictSUIDSGID=yes',
     'RemoveIPC=yes',
@@ -138,6 +141,8 @@ export function renderUnit(o: UnitOptions): string {
     'SystemCallFilter=~@privileged @resources',
     // Given back after ~@privileged: the agent sets its socket's group (agent.socket.group).
     ...(o.chownSocket ? ['SystemCallFilter=@chown'] : []),
+    // Given back as root: a provider process's setgroups(0), setresgid and setresuid.
+    ...(o.user ? [] : ['SystemCallFilter=@setuid']),
     // A refused call fails with EPERM, which Bun reports, rather than killing the agent.
     'SystemCallErrorNumber=EPERM',
     // Unix sockets (its API, Docker), TCP to providers and the metrics port. No netlink, no raw.

@@ -1,7 +1,7 @@
 // A throwaway certificate authority for fake HTTPS backends, made with openssl at test time: a CA,
 // a server certificate for 127.0.0.1 and localhost (and any extra names) signed by it, and (on
 // demand) client certificates for certificate-based logins. Shared by the Vault, Azure and Huawei fakes. Nothing here is trusted outside the test that made it.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,6 +27,9 @@ function openssl(args: string[], cwd: string): void {
 export function makeTestCa(options: { extraNames?: string[] } = {}): TestCa {
   if (!Bun.which('openssl')) throw new Error('the fake HTTPS backends need openssl (apt-get install openssl)');
   const dir = mkdtempSync(join(tmpdir(), 'dso-fake-ca-'));
+  // Others may reach ca.pem (a CA certificate is public, like those in /etc/ssl/certs): a provider
+  // process of a root DSO runs as nobody. The keys stay 0600, root's.
+  chmodSync(dir, 0o711);
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=DSO fake test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'], dir);
   const names = ['DNS:localhost', 'IP:127.0.0.1', ...(options.extraNames ?? []).map((n) => `DNS:${n}`)].join(',');

@@ -171,6 +171,9 @@ agent:
     writeFileSync(plugin(), pluginScript('v1'), { mode: 0o755 });
     chmodSync(plugin(), 0o755);
     writeFileSync(join(sb.dir, 'plugin-store'), PLUGIN_VALUE, { mode: 0o600 });
+    // Run by a root agent, the plugin is nobody (docs/providers.md): its files are nobody's.
+    writeFileSync(runs(), '', { mode: 0o600 });
+    for (const p of [join(sb.dir, 'plugin-store'), runs()]) chownSync(p, NOBODY, NOBODY);
     writeFileSync(join(sb.dir, 'agent.yaml'), config(sha256(plugin())));
   });
 

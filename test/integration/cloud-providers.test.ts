@@ -6,7 +6,7 @@
 // still gets its secret, from the agent's cache. Every scenario ends with the leak checks.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeAzure, type FakeAzure } from '../fakes/azure/index.ts';
 import { startMoto, type Moto } from '../fakes/aws/moto.ts';
@@ -134,7 +134,10 @@ beforeAll(async () => {
   csms.addCredential({ ak: CREDENTIALS.HW_AK, sk: CREDENTIALS.HW_SK });
   csms.putString('signing-key', VALUES.huawei);
 
-  // The example plugin, installed as a user would, serving files from a store of its own.
+  // The example plugin, installed as a user would, serving files from a store of its own. Run by
+  // root, DSO starts it as nobody (docs/providers.md): the store is nobody's, and the plugin
+  // directory within its reach.
+  chmodSync(sb.dir, 0o711);
   const pluginDir = join(sb.dir, 'plugins');
   mkdirSync(pluginDir, { mode: 0o755 });
   copyFileSync(new URL('../../providers/plugin/examples/dso-provider-files', import.meta.url).pathname, join(pluginDir, 'dso-provider-files'));
@@ -142,6 +145,7 @@ beforeAll(async () => {
   pluginStore = join(TEST_ROOT, `plugin-store-${project}`);
   mkdirSync(join(pluginStore, 'app'), { recursive: true, mode: 0o700 });
   writeFileSync(join(pluginStore, 'app', 'token'), VALUES.plugin, { mode: 0o600 });
+  for (const p of [pluginStore, join(pluginStore, 'app'), join(pluginStore, 'app', 'token')]) chownSync(p, 65534, 65534);
 
   writeFiles(sb.dir, { 'compose.yaml': COMPOSE, 'dso.yaml': dsoYaml() });
 });

@@ -42,7 +42,7 @@ test('show: defaults filled in, and a credential placed inline is masked', async
   const shown = JSON.parse(r.stdout);
   expect(shown.agent.cache.ttl).toBe(600_000);
   expect(shown.agent.socket.mode).toBe('0660');
-  expect(shown.providers.home).toMatchObject({ type: 'local', isolation: 'worker', passphrase_env: 'DSO_PASSPHRASE' });
+  expect(shown.providers.home).toMatchObject({ type: 'local', isolation: 'worker', passphrase_env: 'DSO_PASSPHRASE', user: 'as DSO' });
 });
 
 test('edit: an invalid result leaves the file as it was; a valid one replaces it, keeping its mode', async () => {

@@ -105,9 +105,10 @@ export async function waitFor(what: string, check: () => Promise<boolean>, optio
 /**
  * Starts the compiled agent with nothing of this process's environment but PATH and DOCKER_HOST
  * (plus `env`: the provider's credentials, say), and collects its stderr (the JSON log) into `log`.
+ * `wrap` is put before the agent's argv (`setpriv --reuid=...` to run it as another user).
  */
-export function spawnAgent(options: { config: string; socket: string; stateDir: string; env?: Record<string, string>; log: string[] }): ReturnType<typeof Bun.spawn> {
-  const proc = Bun.spawn([DSO_BIN, 'agent', '--config', options.config, '--socket', options.socket, '--metrics-address', 'off', '--state-dir', options.stateDir], {
+export function spawnAgent(options: { config: string; socket: string; stateDir: string; env?: Record<string, string>; log: string[]; wrap?: string[] }): ReturnType<typeof Bun.spawn> {
+  const proc = Bun.spawn([...(options.wrap ?? []), DSO_BIN, 'agent', '--config', options.config, '--socket', options.socket, '--metrics-address', 'off', '--state-dir', options.stateDir], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DOCKER_HOST, ...options.env },
     stdout: 'ignore',
     stderr: 'pipe',

@@ -1,20 +1,26 @@
 // The agent as a systemd service, on a real systemd: a Debian container booting /sbin/init
 // (scripts/test-systemd-image.sh) gets the compiled dso, and `bootstrap agent` and `system
 // setup` install it as they would on a host. Checked: the agent is active and answers `status`
-// and resolves secrets from inside the unit's sandbox (Workers, a provider process, the JIT, the
-// credentials file read back exactly); the sandbox is in force (no capability, no new
-// privileges, a syscall filter, a read-only system, no /root) and still reaches the Docker
-// socket; `system status|logs|restart|disable|enable` work; setup again changes nothing;
+// and resolves secrets from inside the unit's sandbox (Workers, a provider process, a plugin run
+// as nobody, the JIT, the credentials file read back exactly); the sandbox is in force (only the
+// capabilities to change users, no new privileges, a syscall filter, a read-only system, no
+// /root) and still reaches the Docker socket; `system status|logs|restart|disable|enable` work;
+// setup again changes nothing;
 // `--enable-nonroot` runs it as the `dso` user in the Docker socket's group; and the reason
 // given for leaving MemoryDenyWriteExecute out holds (with it: no JIT; without: JIT).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentResolve } from '../../src/agent/client.ts';
 import { DOCKER_CONFIG, DOCKER_HOST, DSO_BIN, canary, run, type RunResult } from './support.ts';
 
 const REPO = join(import.meta.dir, '..', '..');
+const FILES_PLUGIN = join(REPO, 'providers', 'plugin', 'examples', 'dso-provider-files');
 const TOKEN = canary('systemd');
+// What the plugin serves: from a file, as plugins of the files example do (so not TOKEN, which
+// must be nowhere on disk).
+const PLUGIN_VALUE = canary('systemd-plugin');
 // Every character the environment file must carry verbatim: quotes, $, %, backslash, spaces.
 const VAULT_PASS = `it's a "pass" $HOME %h \\ end`;
 const NAME = `dso-systemd-${randomBytes(4).toString('hex')}`;
@@ -145,8 +151,16 @@ describe('dso on a host booted by systemd', () => {
     isolation: process
     path: /var/lib/dso-test/vault.enc
     passphrase_file: /etc/dso/vault.pass
+  plugged:
+    type: plugin
+    plugin: files
+    sha256: "${createHash('sha256').update(readFileSync(FILES_PLUGIN)).digest('hex')}"
+    settings: { dir: /var/lib/dso-test/plugin-secrets }
 `,
     });
+    // A plugin, in a provider process that drops to nobody: its files must be nobody's to read.
+    await ok('install -d -m 0755 /usr/local/lib/dso/plugins && cat >/usr/local/lib/dso/plugins/dso-provider-files && chmod 0755 /usr/local/lib/dso/plugins/dso-provider-files', { input: readFileSync(FILES_PLUGIN, 'utf8') });
+    await ok('install -d -m 0700 -o nobody /var/lib/dso-test/plugin-secrets/app && cat >/var/lib/dso-test/plugin-secrets/app/value && chown -R nobody /var/lib/dso-test/plugin-secrets && chmod 0700 /var/lib/dso-test/plugin-secrets', { input: PLUGIN_VALUE });
     const r = await inside('dso system setup', { env: { DSO_TEST_VAULT_PASS: VAULT_PASS, UNRELATED_SECRET: 'not-for-the-agent' } });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Stored in /etc/dso/agent.env: DSO_TEST_VAULT_PASS.');
@@ -160,13 +174,38 @@ describe('dso on a host booted by systemd', () => {
     expect(unit).not.toContain(VAULT_PASS);
     expect(unit).not.toContain('DSO_TEST_VAULT_PASS');
     // byenv opens the vault only if systemd handed it the passphrase exactly as given.
-    expect(await resolveAll(['local:app/token', 'byenv:app/token', 'isolated:app/token'])).toEqual({ 'local:app/token': TOKEN, 'byenv:app/token': TOKEN, 'isolated:app/token': TOKEN });
+    expect(await resolveAll(['local:app/token', 'byenv:app/token', 'isolated:app/token', 'plugged:app/value'])).toEqual({ 'local:app/token': TOKEN, 'byenv:app/token': TOKEN, 'isolated:app/token': TOKEN, 'plugged:app/value': PLUGIN_VALUE });
   });
 
-  test('the sandbox is in force: no capability, no new privileges, a syscall filter, a read-only system, no /root', async () => {
+  test('under the root unit, a plugin\'s provider process and the plugin run as nobody: no groups, no capabilities, no_new_privs', async () => {
+    const agent = await mainPid();
+    const children = (await ok(`cat /proc/${agent}/task/*/children`)).split(/\s+/).filter(Boolean).map(Number);
+    const cmd = async (pid: number) => ok(`tr '\\0' ' ' </proc/${pid}/cmdline`);
+    let provider: number | undefined;
+    for (const c of children) if ((await cmd(c)).includes('__provider-process --user=65534:65534')) provider = c;
+    expect(provider).toBeDefined();
+    const plugin = Number((await ok(`cat /proc/${provider}/task/*/children`)).split(/\s+/).filter(Boolean)[0]);
+    expect(await cmd(plugin)).toContain('/proc/self/fd/3');
+    for (const pid of [provider!, plugin]) {
+      const s = await processStatus(pid);
+      expect({ Uid: s.Uid, Gid: s.Gid, Groups: s.Groups, CapEff: s.CapEff, CapPrm: s.CapPrm, NoNewPrivs: s.NoNewPrivs }).toEqual({
+        Uid: '65534\t65534\t65534\t65534',
+        Gid: '65534\t65534\t65534\t65534',
+        Groups: '',
+        CapEff: '0000000000000000',
+        CapPrm: '0000000000000000',
+        NoNewPrivs: '1',
+      });
+    }
+    // The local vault's provider process stays root's, as the vault is (docs/providers.md).
+    expect(children.length).toBeGreaterThanOrEqual(2);
+  });
+
+  test('the sandbox is in force: only the capabilities to change users, no new privileges, a syscall filter, a read-only system, no /root', async () => {
     const pid = await mainPid();
     const s = await processStatus(pid);
-    expect(s).toMatchObject({ CapEff: '0000000000000000', CapBnd: '0000000000000000', CapAmb: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
+    // CAP_SETGID (6) and CAP_SETUID (7), which its provider processes need to drop to their users.
+    expect(s).toMatchObject({ CapEff: '00000000000000c0', CapBnd: '00000000000000c0', CapAmb: '0000000000000000', NoNewPrivs: '1', Seccomp: '2' });
     // Seen from the agent's own mount namespace. /run and /dev/shm are not checked: in this Docker
     // container systemd 252 leaves them writable once ProtectKernelTunables=, ProtectControlGroups=
     // or ProtectProc= is set (measured with one setting at a time), which a host where systemd is
@@ -202,7 +241,7 @@ describe('dso on a host booted by systemd', () => {
     const status = JSON.parse(await ok('dso status --json'));
     expect(status.mode).toBe('cloud');
     expect(status.agent.reachable).toBe(true);
-    expect(status.agent.status.providers.map((p: { name: string }) => p.name).sort()).toEqual(['byenv', 'isolated', 'local']);
+    expect(status.agent.status.providers.map((p: { name: string }) => p.name).sort()).toEqual(['byenv', 'isolated', 'local', 'plugged']);
   });
 
   test('system status shows systemd\'s state and the agent\'s', async () => {

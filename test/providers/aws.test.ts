@@ -482,8 +482,10 @@ describe('auth methods', () => {
     // iam ignores static keys in the environment (they are not even passed): the role reads.
     const got = await h.get('app/db');
     expect(JSON.parse(text(got.value.expose())).password).toBe(VALUES.password);
+    // Its variables reached it over its pipe (test/unit/providers/host.test.ts checks they are
+    // exactly the declared ones): its exec environment, all /proc shows, is empty.
     const environ = (await Bun.file(`/proc/${h.status().pid}/environ`).text()).split('\0').filter(Boolean);
-    expect(environ).toEqual([`AWS_EC2_METADATA_SERVICE_ENDPOINT=${imds.url}`]);
+    expect(environ).toEqual([]);
     expect((await failure(h.get('app/big'))).kind).toBe('too_large');
     const binary = await h.get('app/binary');
     expect(binary.value.expose()).toEqual(BINARY);

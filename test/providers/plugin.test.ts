@@ -21,6 +21,9 @@ import { ProviderSet, resolveProviderSecrets } from '../../src/providers/resolve
 
 const EXAMPLES = new URL('../../providers/plugin/examples/', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'dso-plugin-test-'));
+// Run by root, DSO starts a plugin from dso.yaml as nobody (docs/providers.md#isolation): the
+// plugins and the secrets they serve must be within its reach, as in a real installation.
+chmodSync(root, 0o755);
 const SECRETS = join(root, 'secrets');
 const TOKEN = 't0ken-only-for-the-plugin-8213';
 

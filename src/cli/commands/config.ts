@@ -103,7 +103,7 @@ async function show(cli: Cli, flags: Record<string, unknown>): Promise<number> {
     providers: Object.fromEntries(
       [...config.providers.values()].map((p) => [
         p.name,
-        { type: p.kind, isolation: p.isolation, timeout_ms: p.timeoutMs, env: p.env, optional_env: p.optionalEnv, ...(mask(p.config) as Record<string, unknown>) },
+        { type: p.kind, isolation: p.isolation, timeout_ms: p.timeoutMs, env: p.env, optional_env: p.optionalEnv, user: p.user ? `${p.user.uid}:${p.user.gid}` : 'as DSO', ...(mask(p.config) as Record<string, unknown>) },
       ]),
     ),
     agent: { ...config.agent, socket: { ...config.agent.socket, mode: `0${config.agent.socket.mode.toString(8)}` } },

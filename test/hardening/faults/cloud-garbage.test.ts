@@ -9,7 +9,7 @@
 // same host reads the right value again.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../../src/config/load.ts';
@@ -230,6 +230,10 @@ describe('AWS Secrets Manager', () => {
         mkdirSync(join(home, '.aws'), { recursive: true });
         writeFileSync(join(home, '.aws', 'config'), `[profile dev]\nsso_start_url = ${startUrl}\nsso_region = ${moto.region}\nsso_account_id = ${sso.accountId}\nsso_role_name = ${sso.roleName}\n`);
         writeSsoTokenCache(home, startUrl, moto.region, sso.accessToken, new Date(Date.now() + 3600_000));
+        // The provider process of a root DSO runs as nobody (docs/providers.md): the profile and
+        // its token cache are that account's, as `aws sso login` run by it would leave them.
+        chmodSync(dir, 0o711);
+        Bun.spawnSync(['chown', '-R', '65534:65534', home], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
         return home;
       };
       for (const fault of FAULTS) {

@@ -1,6 +1,7 @@
 // dso.yaml loading: the providers section, generic keys, and errors that give file:line:column and
 // never the value found.
 import { describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
 import { parseConfig } from '../../../src/config/load.ts';
 import { parseDuration, parseSize } from '../../../src/config/units.ts';
 import { DsoError } from '../../../src/errors.ts';
@@ -84,6 +85,32 @@ agent:
     const msg3 = await problems(`providers: {\n  home: "${secret}`);
     expect(msg3).toContain('YAML syntax error');
     expect(msg3).not.toContain(secret);
+  });
+
+  test('user: the account a provider runs as under root; nobody by default, DSO\'s own for the local vault', async () => {
+    const plugin = (user: string) => `  p:\n    type: plugin\n    plugin: x\n    sha256: "${'a'.repeat(64)}"\n${user ? `    user: ${user}\n` : ''}`;
+    const c = await parseConfig(`providers:\n${plugin('')}  local:\n    passphrase_file: /etc/dso/pass\n  pinned:\n    type: local\n    passphrase_file: /etc/dso/pass\n    user: "4000001:4000002"\n`, 'dso.yaml');
+    expect(c.providers.get('p')!.user).toEqual({ uid: 65534, gid: 65534 });
+    expect(c.providers.get('local')!.user).toBeUndefined();
+    expect(c.providers.get('pinned')!.user).toEqual({ uid: 4000001, gid: 4000002 });
+    const one = async (user: string) => (await parseConfig(`providers:\n${plugin(user)}`, 'dso.yaml')).providers.get('p')!.user;
+    // A name is looked up in /etc/passwd (with its primary group) and /etc/group.
+    const nobody = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'))!.split(':');
+    expect(await one('nobody')).toEqual({ uid: Number(nobody[2]), gid: Number(nobody[3]) });
+    expect(await one('nobody:root')).toEqual({ uid: Number(nobody[2]), gid: 0 });
+    // A bare uid that /etc/passwd does not list keeps its number as gid; root means "as DSO".
+    expect(await one('4000001')).toEqual({ uid: 4000001, gid: 4000001 });
+    expect(await one('root')).toBeUndefined();
+    expect(await one('"0:0"')).toBeUndefined();
+  });
+
+  test('user: an unknown account or a malformed one is a problem on its line, never echoed', async () => {
+    const entry = (user: string) => `providers:\n  p:\n    type: plugin\n    plugin: x\n    sha256: "${'a'.repeat(64)}"\n    user: ${user}\n`;
+    const unknown = await problems(entry('no-such-user-x7q'));
+    expect(unknown).toMatch(/dso\.yaml:6:5: providers\.p\.user: this host has no such user in \/etc\/passwd/);
+    expect(unknown).not.toContain('no-such-user-x7q');
+    expect(await problems(entry('nobody:no-such-group-x7q'))).toContain('no such group in /etc/group');
+    for (const bad of ['"a:b:c"', '"-1"', '"x y"', '[1]']) expect(await problems(entry(bad))).toContain('providers.p.user: user must be a user name or uid');
   });
 
   test('unknown top-level keys and bad provider names are refused', async () => {

@@ -2,7 +2,10 @@
 // provider that crashes, hangs or breaks the protocol is restarted, and each provider sees only
 // its own environment, in a Worker and in a child process.
 import { afterEach, describe, expect, test } from 'bun:test';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../../src/config/load.ts';
 import type { ProviderSettings } from '../../../src/config/providers.ts';
 import { ProviderError } from '../../../src/providers/contract.ts';
 import { ProviderHost, type HostOptions } from '../../../src/providers/host.ts';
@@ -140,11 +143,19 @@ for (const isolation of ['worker', 'process'] as const) {
       expect(JSON.stringify(seenByB.processEnv)).not.toContain('token-of-provider-a');
       expect(JSON.stringify(seenByA.processEnv)).not.toContain('token-of-provider-b');
       if (isolation === 'process') {
-        // A real boundary: the child's whole environment, as the kernel has it, is the declared one.
+        // A real boundary: the child's process.env is exactly the declared variables, and they
+        // reached it over its pipe, never in its exec environment: /proc/PID/environ, as the
+        // kernel has it, is empty (a process of the same user polling it right after the start
+        // finds nothing).
+        expect(seenByB.processEnv).toEqual({ B_TOKEN: 'token-of-provider-b-654321' });
         const pid = b.status().pid!;
         const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean);
-        expect(environ).toEqual(['B_TOKEN=token-of-provider-b-654321']);
-        expect(seenByB.procEnviron).not.toContain('token-of-provider-a');
+        expect(environ).toEqual([]);
+        expect(seenByB.procEnviron).toBe('');
+        // Except NODE_EXTRA_CA_CERTS, a path that Bun reads only when a process starts.
+        const c = host(isolation, { name: 'c', env: ['B_TOKEN', 'NODE_EXTRA_CA_CERTS'] }, { env: { B_TOKEN: 'token-of-provider-b-654321', NODE_EXTRA_CA_CERTS: '/etc/dso/ca.pem' } });
+        await c.get('x');
+        expect(readFileSync(`/proc/${c.status().pid!}/environ`, 'latin1').split('\0').filter(Boolean)).toEqual(['NODE_EXTRA_CA_CERTS=/etc/dso/ca.pem']);
       } else {
         // platform-facts: a Worker's restricted env is not a boundary; /proc/self/environ shows
         // the parent's. This documents it (see docs/providers.md) rather than hiding it.
@@ -153,6 +164,51 @@ for (const isolation of ['worker', 'process'] as const) {
     });
   });
 }
+
+describe.if(process.getuid?.() === 0)('isolation: process, DSO as root', () => {
+  const NOBODY = { uid: 65534, gid: 65534 };
+
+  test('the provider process runs as its user, without groups or capabilities, non-dumpable: a process of that user cannot read it', async () => {
+    const h = host('process', { env: ['B_TOKEN'], user: NOBODY }, { maxBytes: 1 << 20 });
+    const seen = JSON.parse(text((await h.get('env')).value.expose()));
+    expect(seen.ctxEnv).toEqual({ B_TOKEN: 'token-of-provider-b-654321' });
+    const pid = h.status().pid!;
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    expect(status).toMatch(/^Uid:\t65534\t65534\t65534\t65534$/m);
+    expect(status).toMatch(/^Gid:\t65534\t65534\t65534\t65534$/m);
+    expect(status).toMatch(/^Groups:[ \t]*$/m);
+    expect(status).toMatch(/^CapEff:\t0{16}$/m);
+    expect(status).toMatch(/^NoNewPrivs:\t1$/m);
+    // Non-dumpable: its /proc files belong to root, not to the user it runs as.
+    expect(statSync(`/proc/${pid}/environ`).uid).toBe(0);
+    const peek = Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'dd', `if=/proc/${pid}/mem`, 'count=0', 'status=none'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stderr: 'pipe' });
+    expect(peek.stderr.toString()).toContain('Permission denied');
+  });
+
+  test('a file the provider\'s user may not read: the error says which user, and what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dso-host-user-'));
+    try {
+      const pass = join(dir, 'pass');
+      writeFileSync(pass, 'a passphrase', { mode: 0o600 });
+      const config = await parseConfig(`providers:\n  home:\n    type: local\n    isolation: process\n    user: nobody\n    path: ${join(dir, 'vault.enc')}\n    passphrase_file: ${pass}\n`, 'dso.yaml');
+      const h = new ProviderHost({ settings: config.providers.get('home')!, env: {}, maxBytes: 1024 });
+      hosts.push(h);
+      const e = await h.get('x').catch((err: ProviderError) => err);
+      expect((e as ProviderError).kind).toBe('config');
+      expect((e as Error).message).toContain(`cannot read the passphrase file ${pass}: EACCES; the provider runs as 65534:65534 (dso.yaml user:, default nobody): make the file readable by that account`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a provider process that cannot become its user refuses to serve, and says why', async () => {
+    const h = host('process', {}, { processCommand: [...PROCESS, '--user=not-an-account'] });
+    const e = await h.get('x').catch((err: ProviderError) => err);
+    expect(e).toBeInstanceOf(ProviderError);
+    expect((e as ProviderError).kind).toBe('config');
+    expect((e as Error).message).toContain('the provider process was given a user it cannot read');
+  });
+});
 
 test('a worker that sends a message outside the protocol is restarted', async () => {
   const h = host('worker');

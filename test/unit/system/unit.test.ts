@@ -66,7 +66,6 @@ describe('the rendered unit', () => {
       'LockPersonality=yes',
       'SystemCallArchitectures=native',
       'SystemCallFilter=@system-service',
-      'CapabilityBoundingSet=',
       'AmbientCapabilities=',
       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
       'RuntimeDirectory=dso',
@@ -85,11 +84,14 @@ describe('the rendered unit', () => {
     expect(text).toMatch(/^# MemoryDenyWriteExecute= is left out: the JIT of Bun/m);
   });
 
-  test('runs as root with no capability, writes nothing outside its runtime directory, keeps chown blocked', () => {
+  test('runs as root with only the capabilities to change users (for provider processes), writes nothing outside its runtime directory, keeps chown blocked', () => {
     expect(text).not.toMatch(/^User=/m);
     expect(text).not.toMatch(/^ReadWritePaths=/m);
     expect(text).not.toMatch(/^SupplementaryGroups=/m);
-    expect(lines.filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources']);
+    // Providers run as their own user (docs/providers.md#as-root-a-user-of-its-own): setgroups,
+    // setresgid and setresuid, and the two capabilities they need; nothing else of ~@privileged.
+    expect(lines.filter((l) => l.startsWith('CapabilityBoundingSet='))).toEqual(['CapabilityBoundingSet=CAP_SETUID CAP_SETGID']);
+    expect(lines.filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallFilter=@setuid']);
   });
 
   test('never carries a credential: only the name of the environment file', () => {
@@ -101,12 +103,15 @@ describe('the rendered unit', () => {
     expect(t).toContain('User=dso');
     expect(t).toContain('Group=dso');
     expect(t).toContain('SupplementaryGroups=docker');
+    // Not root: no capability at all, and no changing users.
+    expect(t.filter((l) => l.startsWith('CapabilityBoundingSet='))).toEqual(['CapabilityBoundingSet=']);
+    expect(t.filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources']);
   });
 
   test('agent.socket.group: the group is joined and chown(2) given back after ~@privileged', () => {
     const t = assignments(renderUnit({ ...BASE, supplementaryGroups: ['dso-users'], chownSocket: true }));
     expect(t).toContain('SupplementaryGroups=dso-users');
-    expect(t.filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallFilter=@chown']);
+    expect(t.filter((l) => l.startsWith('SystemCallFilter='))).toEqual(['SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallFilter=@chown', 'SystemCallFilter=@setuid']);
   });
 
   test('the primary group is not repeated as a supplementary one', () => {
@@ -210,7 +215,8 @@ describe('systemd-analyze', () => {
     const ours = await exposure(write('dso-agent.service', renderUnit({ ...BASE, agentPath: agent })));
     const nonroot = await exposure(write('dso-agent.service', renderUnit({ ...BASE, agentPath: agent, user: { name: 'dso', group: 'dso' }, supplementaryGroups: ['docker'] })));
     const plain = await exposure(write('dso-agent.service', `[Service]\nExecStart=${agent} --config /etc/dso/dso.yaml\n`));
-    // Measured with systemd 252: 1.6 (root), 1.3 (dso), 9.6 (no hardening). The bound leaves
+    // Measured with systemd 252: 2.0 (root: 1.6 before it kept CAP_SETUID and CAP_SETGID for
+    // its provider processes), 1.3 (dso), 9.6 (no hardening). The bound leaves
     // room for other systemd versions' weights but catches a lost setting.
     expect(plain).toBeGreaterThan(9);
     expect(ours).toBeLessThan(2.5);
