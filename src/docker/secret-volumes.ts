@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DsoError } from '../errors.ts';
-import { LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
+import { COMPOSE_ONEOFF, COMPOSE_PROJECT, COMPOSE_SERVICE, LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
 import type { SecretPlan } from '../compose/plan.ts';
 import type { Engine } from './engine.ts';
 import { READY_MARKER } from './in-container.ts';
@@ -333,6 +333,31 @@ async function publishStaged(engine: Engine, volume: string, dir: string, files:
 export async function baseVolumes(engine: Engine, project: string, service: string): Promise<Array<{ dir: string; volume: string }>> {
   const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`, `${LABEL_SERVICE}=${service}`]);
   return volumes.filter((v) => (v.labels[LABEL_GENERATION] ?? 'base') === 'base' && v.labels[LABEL_MOUNT_DIR]).map((v) => ({ dir: v.labels[LABEL_MOUNT_DIR]!, volume: v.name }));
+}
+
+/**
+ * For each secret volume the compose model names (generation `base`), the newer generation that
+ * every container of its service mounts instead, when rotations left them all on one a holder
+ * keeps. Named in the model, it keeps Compose 2.3x and later from recreating those containers
+ * (they recreate a container whose named volumes are not the model's).
+ */
+export async function mountedGenerations(engine: Engine, plan: SecretPlan): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const services = plan.services.filter((sp) => sp.mounts.length > 0);
+  if (services.length === 0) return out;
+  const held = new Set((await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${plan.project}`])).flatMap((h) => h.volumes));
+  for (const sp of services) {
+    const containers = (await engine.listContainers([`${COMPOSE_PROJECT}=${plan.project}`, `${COMPOSE_SERVICE}=${sp.service}`])).filter((c) => c.labels[COMPOSE_ONEOFF] !== 'True');
+    if (containers.length === 0) continue;
+    const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${plan.project}`, `${LABEL_SERVICE}=${sp.service}`]);
+    for (const m of sp.mounts) {
+      const generations = new Set(volumes.filter((v) => v.name !== m.volume && v.labels[LABEL_MOUNT_DIR] === m.dir && (v.labels[LABEL_GENERATION] ?? 'base') !== 'base' && held.has(v.name)).map((v) => v.name));
+      const mounted = new Set(containers.map((c) => c.volumes.find((v) => generations.has(v)) ?? m.volume));
+      const [only] = mounted;
+      if (mounted.size === 1 && only !== undefined && only !== m.volume) out.set(m.volume, only);
+    }
+  }
+  return out;
 }
 
 /** The rotation-made volumes of a service's secret directory that a holder keeps (so a container may use them). */
