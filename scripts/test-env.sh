@@ -32,6 +32,12 @@
 # moto_server, the AWS emulator the aws provider's tests run against), the profile's settings
 # below, and for engine28 PATH.
 #
+# The private DOCKER_CONFIG also searches the caller's own cli-plugins directory
+# (${DOCKER_CONFIG:-~/.docker}/cli-plugins, through cliPluginsExtraDirs), so a `docker dso`
+# installed by scripts/install.sh works with the test engine; and scripts/install.sh, run with
+# this DOCKER_CONFIG, installs into that directory (named in DOCKER_CONFIG/dso-test-env), not
+# into the private one, which goes with the engine's root.
+#
 # Settings (environment):
 #   DSO_TEST_ROOT       engine20: state, socket, log, DOCKER_CONFIG default /var/tmp/dso-test
 #   DSO_TEST_CACHE      downloads kept between runs (Compose v2, moto, engine 28), shared by
@@ -130,6 +136,8 @@ readonly compose_v1="/usr/bin/docker-compose"
 # Where Debian's docker-compose package (trixie, Compose v2) puts the CLI plugin.
 readonly compose_v2_rel="usr/libexec/docker/cli-plugins/docker-compose"
 
+# The caller's own Docker config, before ours replaces it: where a user's `docker dso` is.
+readonly caller_docker_config="${DOCKER_CONFIG:-}"
 export DOCKER_HOST="unix://$socket"
 export DOCKER_CONFIG="$DSO_TEST_ROOT/docker-config"
 # engine28: sid's docker CLI, linked there by setup_docker_config.
@@ -458,7 +466,37 @@ setup_docker_config() {
   esac
   mkdir -p "$DOCKER_CONFIG/cli-plugins"
   ln -sfn "$compose" "$DOCKER_CONFIG/cli-plugins/docker-compose"
-  [[ -f "$DOCKER_CONFIG/config.json" ]] || printf '{}\n' >"$DOCKER_CONFIG/config.json"
+  setup_user_plugins
+}
+
+# The caller's own cli-plugins directory, where scripts/install.sh puts docker-dso: the one a
+# test DOCKER_CONFIG names in its dso-test-env file (the caller sourced this script before),
+# else the caller's DOCKER_CONFIG's, else ~/.docker's.
+user_plugin_dir() {
+  local dir=""
+  if [[ -n "$caller_docker_config" && -f "$caller_docker_config/dso-test-env" ]]; then
+    dir="$(head -n 1 "$caller_docker_config/dso-test-env")"
+  elif [[ -n "$caller_docker_config" ]]; then
+    dir="$caller_docker_config/cli-plugins"
+  fi
+  if [[ "$dir" != /* || "$dir" == "$DOCKER_CONFIG/cli-plugins" ]]; then
+    dir="${HOME:-/root}/.docker/cli-plugins"
+  fi
+  printf '%s' "$dir"
+}
+
+# Our config.json searches the user's plugins after ours (the docker CLI looks in
+# DOCKER_CONFIG/cli-plugins first, then in cliPluginsExtraDirs), so `docker dso` works with the
+# test engine and our Compose wins over any the user has. dso-test-env marks this config as ours
+# and names that directory for scripts/install.sh.
+setup_user_plugins() {
+  local dir json
+  dir="$(user_plugin_dir)"
+  # JSON string escaping for a path: backslashes and double quotes.
+  json="${dir//\\/\\\\}"
+  json="${json//\"/\\\"}"
+  printf '{\n  "cliPluginsExtraDirs": ["%s"]\n}\n' "$json" >"$DOCKER_CONFIG/config.json"
+  printf '%s\n' "$dir" >"$DOCKER_CONFIG/dso-test-env"
 }
 
 # ---------------------------------------------------------------------------------------------
