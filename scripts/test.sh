@@ -94,6 +94,7 @@ run_profile() (
   shift
   export DSO_TEST_PROFILE="$profile"
   # Set before the environment exists: a set-up that fails half-way still stops its engine.
+  # shellcheck disable=SC2317 # run by the EXIT trap
   stop_engine_on_exit() {
     local status=$?
     if [[ "${DSO_TEST_KEEP_ENGINE:-0}" != 1 ]] && declare -F dso_test_env_down >/dev/null; then
