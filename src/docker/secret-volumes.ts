@@ -345,14 +345,18 @@ export async function mountedGenerations(engine: Engine, plan: SecretPlan): Prom
   const out = new Map<string, string>();
   const services = plan.services.filter((sp) => sp.mounts.length > 0);
   if (services.length === 0) return out;
+  // At most three calls whatever the number of services, one without rotations: `up` waits.
+  const generations = (await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${plan.project}`])).filter((v) => (v.labels[LABEL_GENERATION] ?? 'base') !== 'base');
+  if (generations.length === 0) return out;
   const held = new Set((await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${plan.project}`])).flatMap((h) => h.volumes));
+  const rotated = generations.filter((v) => held.has(v.name));
+  const all = (await engine.listContainers([`${COMPOSE_PROJECT}=${plan.project}`])).filter((c) => c.labels[COMPOSE_ONEOFF] !== 'True');
   for (const sp of services) {
-    const containers = (await engine.listContainers([`${COMPOSE_PROJECT}=${plan.project}`, `${COMPOSE_SERVICE}=${sp.service}`])).filter((c) => c.labels[COMPOSE_ONEOFF] !== 'True');
+    const containers = all.filter((c) => c.labels[COMPOSE_SERVICE] === sp.service);
     if (containers.length === 0) continue;
-    const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${plan.project}`, `${LABEL_SERVICE}=${sp.service}`]);
     for (const m of sp.mounts) {
-      const generations = new Set(volumes.filter((v) => v.name !== m.volume && v.labels[LABEL_MOUNT_DIR] === m.dir && (v.labels[LABEL_GENERATION] ?? 'base') !== 'base' && held.has(v.name)).map((v) => v.name));
-      const mounted = new Set(containers.map((c) => c.volumes.find((v) => generations.has(v)) ?? m.volume));
+      const candidates = new Set(rotated.filter((v) => v.labels[LABEL_SERVICE] === sp.service && v.labels[LABEL_MOUNT_DIR] === m.dir).map((v) => v.name));
+      const mounted = new Set(containers.map((c) => c.volumes.find((v) => candidates.has(v)) ?? m.volume));
       const [only] = mounted;
       if (mounted.size === 1 && only !== undefined && only !== m.volume) out.set(m.volume, only);
     }
