@@ -22,15 +22,15 @@
 #             docker-cli 28.5 and Compose 2.40 (sid's docker-compose), unpacked into the cache
 #             and run with bookworm's containerd and runc (installed with docker.io 20.10). Its
 #             docker CLI comes first on the exported PATH.
-# Each profile has its own settings (below), so both engines can run at once. DSO_TEST_PROFILE
-# is exported: a shell that sourced one profile stays on it (open another shell for the other).
+# Each profile has its own settings (below), so both engines can run at once. engine28 exports
+# DSO_TEST_PROFILE: a shell that sourced it stays on it (open another shell for engine20).
 #
 # Exports: DOCKER_HOST, DOCKER_CONFIG (holds cli-plugins/docker-compose, Compose v2),
-# DSO_TEST_PROFILE, DSO_TEST_ROOT (the profile's root), DSO_TEST_DATA_ROOT (the engine's data
+# DSO_TEST_ROOT (the profile's root), DSO_TEST_DATA_ROOT (the engine's data
 # root, which tests scan for leaked secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary),
 # DSO_TEST_IMAGE_BUSYBOX, DSO_TEST_IMAGE_NOSHELL, DSO_TEST_MOTO_SERVER (the command that starts
 # moto_server, the AWS emulator the aws provider's tests run against), the profile's settings
-# below, and for engine28 PATH.
+# below, and for engine28 DSO_TEST_PROFILE and PATH.
 #
 # The private DOCKER_CONFIG also searches the caller's own cli-plugins directory
 # (${DOCKER_CONFIG:-~/.docker}/cli-plugins, through cliPluginsExtraDirs), so a `docker dso`
@@ -157,13 +157,13 @@ die() {
 print_exports() {
   local name
   printf 'unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n'
-  for name in DOCKER_HOST DOCKER_CONFIG DSO_TEST_PROFILE DSO_TEST_ROOT DSO_TEST_DATA_ROOT \
-    DSO_TEST_COMPOSE_V1 DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL DSO_TEST_MOTO_SERVER \
-    "${settings[@]}"; do
+  for name in DOCKER_HOST DOCKER_CONFIG DSO_TEST_ROOT DSO_TEST_DATA_ROOT DSO_TEST_COMPOSE_V1 \
+    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL DSO_TEST_MOTO_SERVER "${settings[@]}"; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
+  # Not for the default: `npm test` in a shell that sourced engine20 still runs both profiles.
   if [[ "$DSO_TEST_PROFILE" == engine28 ]]; then
-    printf 'export PATH=%q\n' "$PATH"
+    printf 'export DSO_TEST_PROFILE=%q PATH=%q\n' "$DSO_TEST_PROFILE" "$PATH"
   fi
 }
 
