@@ -9,7 +9,8 @@ Usage: install.sh [--global] [--bin-dir DIR] [FILE]
 
 Installs FILE (default: dist/dso-<os>-<arch> next to this script, or ./dso-<os>-<arch>)
   - as the Docker CLI plugin docker-dso, so \`docker dso\` works:
-      user:    \${DOCKER_CONFIG:-~/.docker}/cli-plugins/docker-dso
+      user:    \${DOCKER_CONFIG:-~/.docker}/cli-plugins/docker-dso (with the DOCKER_CONFIG of
+               scripts/test-env.sh: your own plugin directory, which that config searches too)
       --global /usr/local/lib/docker/cli-plugins/docker-dso   (needs root)
   - and as \`dso\` in ~/.local/bin (user) or /usr/local/bin (--global), or --bin-dir DIR.
 If FILE.sha256 or SHA256SUMS lies beside FILE, the checksum is verified first.
@@ -78,7 +79,19 @@ if [ "$global" = 1 ]; then
   plugin_dir=/usr/local/lib/docker/cli-plugins
   [ -n "$bin_dir" ] || bin_dir=/usr/local/bin
 else
-  plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  config="${DOCKER_CONFIG:-$HOME/.docker}"
+  plugin_dir="$config/cli-plugins"
+  # The private DOCKER_CONFIG of scripts/test-env.sh goes with its engine: install into the
+  # user's own plugin directory, which it names (and searches too, so `docker dso` works in
+  # both).
+  if [ -f "$config/dso-test-env" ]; then
+    user_dir=$(head -n 1 "$config/dso-test-env")
+    case "$user_dir" in
+      /*) plugin_dir="$user_dir"
+          echo "note: DOCKER_CONFIG is the test engine's ($config); installing into $plugin_dir, which it also searches" ;;
+      *) echo "install.sh: $config/dso-test-env names no directory; run scripts/test-env.sh up again" >&2; exit 1 ;;
+    esac
+  fi
   [ -n "$bin_dir" ] || bin_dir="$HOME/.local/bin"
 fi
 

@@ -15,20 +15,44 @@
 #   bash scripts/test-env.sh env          print the exports without setting anything up
 #   bash scripts/test-env.sh mirror       print the Debian mirror URI the downloads use
 #
+# Profiles: DSO_TEST_PROFILE says which engine and Compose the environment runs.
+#   engine20  (the default) Debian bookworm's docker.io, engine 20.10 (API 1.41), with Compose
+#             v2 2.26 from trixie's docker-compose; the docker CLI is the one on PATH.
+#   engine28  Debian sid's docker.io 28.5 (dockerd, docker-proxy, docker-init) with sid's
+#             docker-cli 28.5 and Compose 2.40 (sid's docker-compose), unpacked into the cache
+#             and run with bookworm's containerd and runc (installed with docker.io 20.10). Its
+#             docker CLI comes first on the exported PATH.
+# Each profile has its own settings (below), so both engines can run at once. engine28 exports
+# DSO_TEST_PROFILE: a shell that sourced it stays on it (open another shell for engine20).
+#
 # Exports: DOCKER_HOST, DOCKER_CONFIG (holds cli-plugins/docker-compose, Compose v2),
-# DSO_TEST_ROOT, DSO_TEST_DATA_ROOT (the engine's data root, which tests scan for leaked
-# secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary), DSO_TEST_IMAGE_BUSYBOX,
-# DSO_TEST_IMAGE_NOSHELL and DSO_TEST_MOTO_SERVER (the command that starts moto_server, the AWS
-# emulator the aws provider's tests run against).
+# DSO_TEST_ROOT (the profile's root), DSO_TEST_DATA_ROOT (the engine's data
+# root, which tests scan for leaked secrets), DSO_TEST_COMPOSE_V1 (the Compose v1 binary),
+# DSO_TEST_IMAGE_BUSYBOX, DSO_TEST_IMAGE_NOSHELL, DSO_TEST_MOTO_SERVER (the command that starts
+# moto_server, the AWS emulator the aws provider's tests run against), the profile's settings
+# below, and for engine28 DSO_TEST_PROFILE and PATH.
+#
+# The private DOCKER_CONFIG also searches the caller's own cli-plugins directory
+# (${DOCKER_CONFIG:-~/.docker}/cli-plugins, through cliPluginsExtraDirs), so a `docker dso`
+# installed by scripts/install.sh works with the test engine; and scripts/install.sh, run with
+# this DOCKER_CONFIG, installs into that directory (named in DOCKER_CONFIG/dso-test-env), not
+# into the private one, which goes with the engine's root.
 #
 # Settings (environment):
-#   DSO_TEST_ROOT       engine state, socket, log, DOCKER_CONFIG     default /var/tmp/dso-test
-#   DSO_TEST_CACHE      downloads kept between runs (Compose v2, moto) default /var/cache/dso-test
+#   DSO_TEST_ROOT       engine20: state, socket, log, DOCKER_CONFIG default /var/tmp/dso-test
+#   DSO_TEST_CACHE      downloads kept between runs (Compose v2, moto, engine 28), shared by
+#                       both profiles                              default /var/cache/dso-test
 #   DSO_TEST_BRIDGE, DSO_TEST_BIP, DSO_TEST_ADDR_POOL, DSO_TEST_FORWARD_NET
-#                       see "Networking" below; give each engine its own values (and its own
-#                       DSO_TEST_ROOT) to run two private engines at once
-#   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie downloads when the machine's apt
-#                       sources do not name one (the default is derived from those sources)
+#                       engine20: see "Networking" below; give each engine its own values (and
+#                       its own DSO_TEST_ROOT) to run two private engines at once
+#   DSO_TEST28_ROOT, DSO_TEST28_BRIDGE, DSO_TEST28_BIP, DSO_TEST28_ADDR_POOL,
+#   DSO_TEST28_FORWARD_NET
+#                       the same for engine28; defaults /var/tmp/dso-test28, dsotest28,
+#                       10.214.0.1/24, 10.215.0.0/16, 10.214.0.0/15
+#   DSO_TEST28_SUITE    the Debian suite engine28's packages come from (default sid); the
+#                       set-up stops with an error if it no longer holds engine 28 and Compose 2
+#   DSO_TEST_DEBIAN_MIRROR  Debian mirror URI for the trixie and sid downloads when the
+#                       machine's apt sources do not name one (the default is derived from them)
 #   DSO_TEST_ENV_MINIMAL=1  only what scripts/demo.sh needs: fewer packages, the engine, Compose
 #                       and the busybox image (no moto, no shell-less or systemd image); a later
 #                       full `up` adds the rest
@@ -70,13 +94,40 @@ fi
 
 set -euo pipefail
 
-DSO_TEST_ROOT="${DSO_TEST_ROOT:-/var/tmp/dso-test}"
+DSO_TEST_PROFILE="${DSO_TEST_PROFILE:-engine20}"
 DSO_TEST_CACHE="${DSO_TEST_CACHE:-/var/cache/dso-test}"
-DSO_TEST_BRIDGE="${DSO_TEST_BRIDGE:-dsotest0}"
-DSO_TEST_BIP="${DSO_TEST_BIP:-10.212.0.1/24}"
-DSO_TEST_ADDR_POOL="${DSO_TEST_ADDR_POOL:-10.213.0.0/16}"
-# Covers both of the defaults above; only used for the one FORWARD accept rule.
-DSO_TEST_FORWARD_NET="${DSO_TEST_FORWARD_NET:-10.212.0.0/15}"
+case "$DSO_TEST_PROFILE" in
+  engine20)
+    DSO_TEST_ROOT="${DSO_TEST_ROOT:-/var/tmp/dso-test}"
+    DSO_TEST_BRIDGE="${DSO_TEST_BRIDGE:-dsotest0}"
+    DSO_TEST_BIP="${DSO_TEST_BIP:-10.212.0.1/24}"
+    DSO_TEST_ADDR_POOL="${DSO_TEST_ADDR_POOL:-10.213.0.0/16}"
+    # Covers both of the defaults above; only used for the one FORWARD accept rule.
+    DSO_TEST_FORWARD_NET="${DSO_TEST_FORWARD_NET:-10.212.0.0/15}"
+    readonly settings=(DSO_TEST_BRIDGE DSO_TEST_BIP DSO_TEST_ADDR_POOL DSO_TEST_FORWARD_NET)
+    ;;
+  engine28)
+    DSO_TEST28_ROOT="${DSO_TEST28_ROOT:-/var/tmp/dso-test28}"
+    DSO_TEST28_BRIDGE="${DSO_TEST28_BRIDGE:-dsotest28}"
+    DSO_TEST28_BIP="${DSO_TEST28_BIP:-10.214.0.1/24}"
+    DSO_TEST28_ADDR_POOL="${DSO_TEST28_ADDR_POOL:-10.215.0.0/16}"
+    DSO_TEST28_FORWARD_NET="${DSO_TEST28_FORWARD_NET:-10.214.0.0/15}"
+    DSO_TEST28_SUITE="${DSO_TEST28_SUITE:-sid}"
+    readonly settings=(DSO_TEST28_ROOT DSO_TEST28_BRIDGE DSO_TEST28_BIP DSO_TEST28_ADDR_POOL
+      DSO_TEST28_FORWARD_NET DSO_TEST28_SUITE)
+    # The rest of this script works on the DSO_TEST_* names; DSO_TEST_ROOT is exported as the
+    # profile's root, which is what tests read.
+    DSO_TEST_ROOT="$DSO_TEST28_ROOT"
+    DSO_TEST_BRIDGE="$DSO_TEST28_BRIDGE"
+    DSO_TEST_BIP="$DSO_TEST28_BIP"
+    DSO_TEST_ADDR_POOL="$DSO_TEST28_ADDR_POOL"
+    DSO_TEST_FORWARD_NET="$DSO_TEST28_FORWARD_NET"
+    ;;
+  *)
+    printf '[test-env] ERROR: DSO_TEST_PROFILE=%s: use engine20 or engine28\n' "$DSO_TEST_PROFILE" >&2
+    exit 2
+    ;;
+esac
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo_root
@@ -88,8 +139,15 @@ readonly compose_v1="/usr/bin/docker-compose"
 # Where Debian's docker-compose package (trixie, Compose v2) puts the CLI plugin.
 readonly compose_v2_rel="usr/libexec/docker/cli-plugins/docker-compose"
 
+# The caller's own Docker config, before ours replaces it: where a user's `docker dso` is.
+readonly caller_docker_config="${DOCKER_CONFIG:-}"
 export DOCKER_HOST="unix://$socket"
 export DOCKER_CONFIG="$DSO_TEST_ROOT/docker-config"
+# engine28: sid's docker CLI, linked there by setup_docker_config.
+readonly client_bin="$DSO_TEST_ROOT/bin"
+if [[ "$DSO_TEST_PROFILE" == engine28 && ":$PATH:" != *":$client_bin:"* ]]; then
+  export PATH="$client_bin:$PATH"
+fi
 # Any of these in the caller's environment would send the CLI elsewhere or over TLS.
 unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
 
@@ -103,9 +161,13 @@ print_exports() {
   local name
   printf 'unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH\n'
   for name in DOCKER_HOST DOCKER_CONFIG DSO_TEST_ROOT DSO_TEST_DATA_ROOT DSO_TEST_COMPOSE_V1 \
-    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL DSO_TEST_MOTO_SERVER; do
+    DSO_TEST_IMAGE_BUSYBOX DSO_TEST_IMAGE_NOSHELL DSO_TEST_MOTO_SERVER "${settings[@]}"; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
+  # Not for the default: `npm test` in a shell that sourced engine20 still runs both profiles.
+  if [[ "$DSO_TEST_PROFILE" == engine28 ]]; then
+    printf 'export DSO_TEST_PROFILE=%q PATH=%q\n' "$DSO_TEST_PROFILE" "$PATH"
+  fi
 }
 
 # The values are read through ${!name} in print_exports.
@@ -274,9 +336,11 @@ unlock_cache() {
   exec 8>&-
 }
 
-# Downloads Debian trixie's package $1 into the new directory $2 and prints the .deb's path.
-download_trixie_deb() {
-  local package="$1" work="$2"
+# Downloads the packages named after $1 and $2 from the suite $1 of the machine's Debian mirror
+# into the new directory $2, the newest version of each.
+download_debs() {
+  local suite="$1" work="$2"
+  shift 2
   local mirror="${DSO_TEST_DEBIAN_MIRROR:-}"
   [[ -n "$mirror" ]] || mirror="$(debian_mirror)"
   [[ -n "$mirror" ]] ||
@@ -286,7 +350,7 @@ download_trixie_deb() {
   if [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
     signed_by="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
   fi
-  printf 'deb %s%s trixie main\n' "$signed_by" "$mirror" >"$work/sources.list"
+  printf 'deb %s%s %s main\n' "$signed_by" "$mirror" "$suite" >"$work/sources.list"
   # A private source list, lists dir and archive dir; no package cache file (the default one
   # is the system's, /var/cache/apt/pkgcache.bin). The machine's apt.conf.d stays in force
   # (proxies). Downloads run as root because _apt cannot write into a root-only cache.
@@ -302,13 +366,23 @@ download_trixie_deb() {
   )
   # --error-on=any: by default a failed fetch is only a warning, and the download below would
   # then quietly pick the installed package (for docker-compose, Compose v1).
-  quietly "reading trixie's package lists" "$work/apt.log" apt-get "${apt_opts[@]}" -qq --error-on=any update ||
-    die "apt-get update of trixie from $mirror failed (set DSO_TEST_DEBIAN_MIRROR to another mirror)"
-  (cd "$work" && quietly "downloading $package" "$work/apt.log" apt-get "${apt_opts[@]}" -qq download "$package") ||
-    die "could not download $package from trixie"
-  local debs=("$work/${package}"_*.deb)
-  [[ -f "${debs[0]}" ]] || die "apt-get download left no $package .deb in $work"
+  quietly "reading $suite's package lists" "$work/apt.log" apt-get "${apt_opts[@]}" -qq --error-on=any update ||
+    die "apt-get update of $suite from $mirror failed (set DSO_TEST_DEBIAN_MIRROR to another mirror)"
+  (cd "$work" && quietly "downloading $*" "$work/apt.log" apt-get "${apt_opts[@]}" -qq download "$@") ||
+    die "could not download $* from $suite"
+}
+
+# Prints the path of the .deb of package $1 in directory $2.
+deb_in() {
+  local debs=("$2/$1"_*.deb)
+  [[ -f "${debs[0]}" ]] || die "apt-get download left no $1 .deb in $2"
   printf '%s' "${debs[0]}"
+}
+
+# Downloads Debian trixie's package $1 into the new directory $2 and prints the .deb's path.
+download_trixie_deb() {
+  download_debs trixie "$2" "$1"
+  deb_in "$1" "$2"
 }
 
 # Makes sure the cache holds a working Compose v2 plugin at $compose_v2_cached, downloading
@@ -341,11 +415,122 @@ cache_compose_v2() {
   unlock_cache
 }
 
+# ---------------------------------------------------------------------------------------------
+# Engine 28.5 and Compose 2.40 (the engine28 profile), from Debian sid, the same way
+
+# docker.io has dockerd, docker-proxy and docker-init (a link to tini-static's binary);
+# docker-cli the CLI; docker-compose the Compose plugin. They are unpacked side by side into
+# $engine28_dir; containerd and runc are bookworm's, installed with docker.io 20.10.
+readonly engine28_packages=(docker.io docker-cli tini-static docker-compose)
+readonly engine28_dir="$DSO_TEST_CACHE/engine28"
+
+# Prints what is wrong with the engine28 tree at $1 (missing, does not run, not version 28 of
+# the engine and CLI and 2 of Compose), or nothing when it is fine.
+engine28_problem() {
+  local tree="$1" file version
+  for file in usr/sbin/dockerd usr/sbin/docker-proxy usr/bin/docker-init usr/bin/docker "$compose_v2_rel"; do
+    [[ -x "$tree/$file" ]] || {
+      printf '%s is missing' "$file"
+      return 0
+    }
+  done
+  version="$("$tree/usr/sbin/dockerd" --version 2>&1)" || {
+    printf 'dockerd does not run here: %s' "$version"
+    return 0
+  }
+  if [[ "$version" != "Docker version 28."* ]]; then
+    printf 'dockerd is not 28.x: %s' "$version"
+    return 0
+  fi
+  version="$("$tree/usr/bin/docker" --version 2>&1)" || version="does not run: $version"
+  if [[ "$version" != "Docker version 28."* ]]; then
+    printf 'the docker CLI is not 28.x: %s' "$version"
+    return 0
+  fi
+  version="$("$tree/$compose_v2_rel" version 2>&1)" || version="does not run: $version"
+  [[ "$version" =~ version\ v?2\. ]] || printf 'Compose is not 2.x: %s' "$version"
+  return 0
+}
+
+# Makes sure the cache holds engine 28 and Compose 2 at $engine28_dir, downloading and unpacking
+# the packages of $DSO_TEST28_SUITE if needed.
+cache_engine28() {
+  [[ -n "$(engine28_problem "$engine28_dir")" ]] || return 0
+  lock_cache
+  if [[ -z "$(engine28_problem "$engine28_dir")" ]]; then
+    unlock_cache
+    return 0
+  fi
+  log "downloading engine 28 and Compose 2 (Debian $DSO_TEST28_SUITE: ${engine28_packages[*]}) from the machine's mirror"
+  local work="$DSO_TEST_CACHE/engine28.work"
+  rm -rf "$work"
+  temp_paths+=("$work")
+  download_debs "$DSO_TEST28_SUITE" "$work" "${engine28_packages[@]}"
+  mkdir -p "$work/unpacked"
+  local package
+  for package in "${engine28_packages[@]}"; do
+    dpkg-deb -x "$(deb_in "$package" "$work")" "$work/unpacked"
+    basename "$(deb_in "$package" "$work")" >>"$work/unpacked/SOURCE-PACKAGES"
+  done
+  local problem
+  problem="$(engine28_problem "$work/unpacked")"
+  [[ -z "$problem" ]] ||
+    die "the engine28 profile needs engine 28 and Compose 2 from Debian $DSO_TEST28_SUITE, but $problem (set DSO_TEST28_SUITE to a suite that has them)"
+  rm -rf "$engine28_dir"
+  mv "$work/unpacked" "$engine28_dir"
+  unlock_cache
+}
+
+# The profile's Compose v2 plugin (and for engine28 its engine and CLI) in the cache, linked into
+# the private DOCKER_CONFIG (and $client_bin).
 setup_docker_config() {
-  cache_compose_v2
+  local compose
+  case "$DSO_TEST_PROFILE" in
+    engine20)
+      cache_compose_v2
+      compose="$compose_v2_cached"
+      ;;
+    engine28)
+      cache_engine28
+      compose="$engine28_dir/$compose_v2_rel"
+      mkdir -p "$client_bin"
+      ln -sfn "$engine28_dir/usr/bin/docker" "$client_bin/docker"
+      hash -r
+      ;;
+  esac
   mkdir -p "$DOCKER_CONFIG/cli-plugins"
-  ln -sfn "$compose_v2_cached" "$DOCKER_CONFIG/cli-plugins/docker-compose"
-  [[ -f "$DOCKER_CONFIG/config.json" ]] || printf '{}\n' >"$DOCKER_CONFIG/config.json"
+  ln -sfn "$compose" "$DOCKER_CONFIG/cli-plugins/docker-compose"
+  setup_user_plugins
+}
+
+# The caller's own cli-plugins directory, where scripts/install.sh puts docker-dso: the one a
+# test DOCKER_CONFIG names in its dso-test-env file (the caller sourced this script before),
+# else the caller's DOCKER_CONFIG's, else ~/.docker's.
+user_plugin_dir() {
+  local dir=""
+  if [[ -n "$caller_docker_config" && -f "$caller_docker_config/dso-test-env" ]]; then
+    dir="$(head -n 1 "$caller_docker_config/dso-test-env")"
+  elif [[ -n "$caller_docker_config" ]]; then
+    dir="$caller_docker_config/cli-plugins"
+  fi
+  if [[ "$dir" != /* || "$dir" == "$DOCKER_CONFIG/cli-plugins" ]]; then
+    dir="${HOME:-/root}/.docker/cli-plugins"
+  fi
+  printf '%s' "$dir"
+}
+
+# Our config.json searches the user's plugins after ours (the docker CLI looks in
+# DOCKER_CONFIG/cli-plugins first, then in cliPluginsExtraDirs), so `docker dso` works with the
+# test engine and our Compose wins over any the user has. dso-test-env marks this config as ours
+# and names that directory for scripts/install.sh.
+setup_user_plugins() {
+  local dir json
+  dir="$(user_plugin_dir)"
+  # JSON string escaping for a path: backslashes and double quotes.
+  json="${dir//\\/\\\\}"
+  json="${json//\"/\\\"}"
+  printf '{\n  "cliPluginsExtraDirs": ["%s"]\n}\n' "$json" >"$DOCKER_CONFIG/config.json"
+  printf '%s\n' "$dir" >"$DOCKER_CONFIG/dso-test-env"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -501,7 +686,20 @@ start_engine() {
     return 0
   fi
   ((EUID == 0)) || die "starting the private Docker engine needs root"
-  command -v dockerd >/dev/null || die "dockerd not found (package docker.io)"
+  local dockerd=(dockerd)
+  case "$DSO_TEST_PROFILE" in
+    engine20) command -v dockerd >/dev/null || die "dockerd not found (package docker.io)" ;;
+    engine28)
+      [[ -z "$(engine28_problem "$engine28_dir")" ]] ||
+        die "engine 28 is not in $engine28_dir: run \`DSO_TEST_PROFILE=engine28 bash $0 up\`"
+      # Its own docker-init and docker-proxy, not 20.10's; no ip6tables rules either (28
+      # writes them by default).
+      dockerd=("$engine28_dir/usr/sbin/dockerd"
+        --init-path "$engine28_dir/usr/bin/docker-init"
+        --userland-proxy-path "$engine28_dir/usr/sbin/docker-proxy"
+        --ip6tables=false)
+      ;;
+  esac
   mkdir -p "$DSO_TEST_ROOT/data" "$DSO_TEST_ROOT/exec"
   rm -f "$pidfile" # stale: its process is gone or is not a dockerd
   setup_bridge
@@ -511,7 +709,7 @@ start_engine() {
   # setsid: a Ctrl-C in the terminal running the tests must not reach the engine directly
   # (the EXIT trap stops it in order). fds 3, 8 and 9 are closed so the engine never holds the
   # caller's $(...) pipe or our locks.
-  setsid dockerd \
+  setsid "${dockerd[@]}" \
     --config-file "$DSO_TEST_ROOT/daemon.json" \
     --data-root "$DSO_TEST_ROOT/data" \
     --exec-root "$DSO_TEST_ROOT/exec" \

@@ -13,7 +13,8 @@
 # 40 s, 240 MB). DSO_TEST_DEBIAN_MIRROR overrides the mirror, as for scripts/test-env.sh.
 #
 # Run the image with: --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run
-# --tmpfs /run/lock --cap-add ALL --cap-drop SYS_RESOURCE (--privileged fails on these machines).
+# --tmpfs /run/lock --cap-add ALL --cap-drop SYS_RESOURCE (engine 20.10: --privileged fails on
+# these machines) or --cap-add ALL (engine 28, which refuses to drop what the host lacks).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The project's one test command (`npm test`): dependencies, the test environment (a private
-# Docker engine, see scripts/test-env.sh), typecheck, build, then every test under test/.
+# The project's one test command (`npm test`): dependencies, typecheck, build, the test
+# environment (a private Docker engine, see scripts/test-env.sh), then every test under test/.
 #
-#   bash scripts/test.sh                  everything
-#   bash scripts/test.sh test/unit        only these paths (any `bun test` arguments pass through)
+#   bash scripts/test.sh                  everything on the engine20 profile (Debian bookworm's
+#                                         engine 20.10, Compose 2.26), then test/integration and
+#                                         the leak scan again on engine28 (engine 28.5, Compose
+#                                         2.40, from Debian sid's packages); each engine is
+#                                         stopped when its part is done
+#   bash scripts/test.sh test/unit        only these paths, on engine20 (any `bun test`
+#                                         arguments pass through)
+#   DSO_TEST_PROFILE=engine28 bash scripts/test.sh test/integration/x.test.ts
+#                                         only that profile (engine20 or engine28); `all` runs the
+#                                         given paths on both
 #   DSO_TEST_KEEP_ENGINE=1 bash scripts/test.sh ...   leave the engine running afterwards,
 #                                         for a quick rerun or to inspect it (then: source
 #                                         scripts/test-env.sh, and docker ps)
@@ -21,21 +29,25 @@ if [[ -n "${CI:-}" || ! -d node_modules || package-lock.json -nt node_modules/.p
   npm ci --no-audit --no-fund >&2
 fi
 
-# Set before the environment exists: a set-up that fails half-way still stops its engine.
-stop_engine_on_exit() {
-  local status=$?
-  if [[ "${DSO_TEST_KEEP_ENGINE:-0}" != 1 ]] && declare -F dso_test_env_down >/dev/null; then
-    dso_test_env_down || log "warning: could not stop the test engine"
-  fi
-  exit "$status"
-}
-trap stop_engine_on_exit EXIT
-# A CI time-out or a closed terminal: exit through the EXIT trap too.
+# The profiles to run, each with its `bun test` paths: see the usage above.
+profiles=()
+case "${DSO_TEST_PROFILE:-}" in
+  "")
+    if (($# == 0)); then profiles=(engine20 engine28); else profiles=(engine20); fi
+    ;;
+  all) profiles=(engine20 engine28) ;;
+  engine20 | engine28) profiles=("$DSO_TEST_PROFILE") ;;
+  *)
+    log "DSO_TEST_PROFILE=$DSO_TEST_PROFILE: use engine20, engine28 or all"
+    exit 2
+    ;;
+esac
+# What the second engine reruns in a full run: what talks to the engine and Compose.
+readonly matrix_paths=(test/integration test/hardening/leak-scan.test.ts)
+
+# A CI time-out or a closed terminal: exit through the EXIT traps (each part's stops its engine).
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-# shellcheck source=scripts/test-env.sh
-source scripts/test-env.sh
 
 log "typecheck"
 npx --no-install tsc --noEmit
@@ -60,9 +72,9 @@ export DSO_BIN="$PWD/dist/dso-linux-$arch"
 # bun test ignores a `timeout` under [test] in bunfig.toml (measured with bun 1.4.5: tests still
 # stop at the default 5 s), and tests against a real engine need longer: give it on the command
 # line unless the caller did.
-args=("$@")
+timeout_args=()
 if [[ " $* " != *" --timeout"* ]]; then
-  args=(--timeout "${DSO_TEST_TIMEOUT_MS:-120000}" "${args[@]}")
+  timeout_args=(--timeout "${DSO_TEST_TIMEOUT_MS:-120000}")
 fi
 
 # Fuzz and soak seeds: random on a developer's machine (every run explores new input), but in CI
@@ -74,7 +86,44 @@ if [[ -n "${CI:-}" ]] && commit=$(git rev-parse --short=7 HEAD 2>/dev/null); the
   log "seeds from commit $commit: DSO_FUZZ_SEED=$DSO_FUZZ_SEED DSO_HARDENING_SOAK_SEED=$DSO_HARDENING_SOAK_SEED"
 fi
 
-log "bun test ${args[*]}"
+# Runs `bun test ARGS...` on the private engine of profile $1, set up here and stopped afterwards
+# unless DSO_TEST_KEEP_ENGINE=1. A subshell: the profiles' exports (DOCKER_HOST, PATH, ...) and
+# traps stay apart.
+run_profile() (
+  local profile="$1"
+  shift
+  export DSO_TEST_PROFILE="$profile"
+  # Set before the environment exists: a set-up that fails half-way still stops its engine.
+  # shellcheck disable=SC2317 # run by the EXIT trap
+  stop_engine_on_exit() {
+    local status=$?
+    if [[ "${DSO_TEST_KEEP_ENGINE:-0}" != 1 ]] && declare -F dso_test_env_down >/dev/null; then
+      dso_test_env_down || log "warning: could not stop the $profile test engine"
+    fi
+    exit "$status"
+  }
+  trap stop_engine_on_exit EXIT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  log "$profile: setting up its engine"
+  # shellcheck source=scripts/test-env.sh
+  source scripts/test-env.sh
+  log "$profile: bun test $*"
+  node_modules/.bin/bun test "$@"
+)
+
 status=0
-node_modules/.bin/bun test "${args[@]}" || status=$?
+summary=()
+for profile in "${profiles[@]}"; do
+  args=("$@")
+  if (($# == 0)) && [[ "$profile" == engine28 && "${profiles[0]}" == engine20 ]]; then
+    args=("${matrix_paths[@]}")
+  fi
+  started=$SECONDS
+  part_status=0
+  run_profile "$profile" "${timeout_args[@]}" "${args[@]}" || part_status=$?
+  summary+=("$profile: $( ((part_status == 0)) && echo passed || echo "FAILED (exit $part_status)") in $((SECONDS - started)) s")
+  ((status != 0)) || status=$part_status
+done
+for line in "${summary[@]}"; do log "$line"; done
 exit "$status"

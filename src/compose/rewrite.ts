@@ -27,6 +27,12 @@ export interface RewriteOptions {
    * the compose file or the image), to be started through `dso-holder await`, from the bin volume.
    */
   wrap?: { binVolume: string; commands: ReadonlyMap<string, { entrypoint: string[]; command: string[] }> };
+  /**
+   * A secret volume to name instead of the plan's (its `base` generation): the one a rotation put
+   * every container of the service on. Compose 2.3x and later recreate a container whose named
+   * volumes are not the model's (2.26 did not), which would restart every rotated container.
+   */
+  volumeNames?: ReadonlyMap<string, string>;
 }
 
 const BIN_VOLUME_KEY = 'dso_bin';
@@ -66,7 +72,7 @@ export function renderModel(model: Json, plan: SecretPlan, opts: RewriteOptions 
         }
         volumes.push({ type: 'volume', source: m.volumeKey, target: m.dir, read_only: true });
         const top = ((out.volumes ??= {}) as Json);
-        top[m.volumeKey] = { name: m.volume, external: true };
+        top[m.volumeKey] = { name: opts.volumeNames?.get(m.volume) ?? m.volume, external: true };
       }
       const run = opts.wrap?.commands.get(sp.service);
       if (opts.wrap && run) {

@@ -122,7 +122,8 @@ async function createWithSecrets(
       ...(local.length > 0 ? { vaultId: (await import('../vault/vault-id.ts')).vaultIdOf(vaultPath(cli.env)) } : {}),
       ...(mode?.mode === 'cloud' ? { configSource: 'agent' } : providers ? { configSource: realpathSync(providers.config.path) } : {}),
     };
-    model = renderModel(project.model, plan, { values: value, holder: holderHint, markers, ...origin, ...(wrap ? { wrap } : {}) });
+    const volumeNames = engine && hasFiles ? await (await import('../docker/secret-volumes.ts')).mountedGenerations(engine, plan) : undefined;
+    model = renderModel(project.model, plan, { values: value, holder: holderHint, markers, ...origin, ...(wrap ? { wrap } : {}), ...(volumeNames?.size ? { volumeNames } : {}) });
     if (engine && hasFiles) {
       const { deliverFiles } = await import('../docker/secret-volumes.ts');
       delivery = await deliverFiles(engine, plan, value, (m) => info(cli, m));

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { DsoError } from '../errors.ts';
-import { LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
+import { COMPOSE_ONEOFF, COMPOSE_PROJECT, COMPOSE_SERVICE, LABEL_GENERATION, LABEL_MANAGED, LABEL_MOUNT_DIR, LABEL_PROJECT, LABEL_ROLE, LABEL_ROTATION, LABEL_SERVICE } from '../compose/labels.ts';
 import type { SecretPlan } from '../compose/plan.ts';
 import type { ContainerInfo, Engine, VolumeInfo } from './engine.ts';
 import { READY_MARKER } from './in-container.ts';
@@ -407,6 +407,35 @@ async function publishStaged(engine: Engine, volume: string, dir: string, files:
 export async function baseVolumes(engine: Engine, project: string, service: string): Promise<Array<{ dir: string; volume: string }>> {
   const volumes = await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${project}`, `${LABEL_SERVICE}=${service}`]);
   return volumes.filter((v) => (v.labels[LABEL_GENERATION] ?? 'base') === 'base' && v.labels[LABEL_MOUNT_DIR]).map((v) => ({ dir: v.labels[LABEL_MOUNT_DIR]!, volume: v.name }));
+}
+
+/**
+ * For each secret volume the compose model names (generation `base`), the newer generation that
+ * every container of its service mounts instead, when rotations left them all on one a holder
+ * keeps. Named in the model, it keeps Compose 2.3x and later from recreating those containers
+ * (they recreate a container whose named volumes are not the model's).
+ */
+export async function mountedGenerations(engine: Engine, plan: SecretPlan): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const services = plan.services.filter((sp) => sp.mounts.length > 0);
+  if (services.length === 0) return out;
+  // At most three calls whatever the number of services, one without rotations: `up` waits.
+  const generations = (await engine.listVolumes([`${LABEL_ROLE}=secret-volume`, `${LABEL_PROJECT}=${plan.project}`])).filter((v) => (v.labels[LABEL_GENERATION] ?? 'base') !== 'base');
+  if (generations.length === 0) return out;
+  const held = new Set((await engine.listContainers([`${LABEL_ROLE}=holder`, `${LABEL_PROJECT}=${plan.project}`])).flatMap((h) => h.volumes));
+  const rotated = generations.filter((v) => held.has(v.name));
+  const all = (await engine.listContainers([`${COMPOSE_PROJECT}=${plan.project}`])).filter((c) => c.labels[COMPOSE_ONEOFF] !== 'True');
+  for (const sp of services) {
+    const containers = all.filter((c) => c.labels[COMPOSE_SERVICE] === sp.service);
+    if (containers.length === 0) continue;
+    for (const m of sp.mounts) {
+      const candidates = new Set(rotated.filter((v) => v.labels[LABEL_SERVICE] === sp.service && v.labels[LABEL_MOUNT_DIR] === m.dir).map((v) => v.name));
+      const mounted = new Set(containers.map((c) => c.volumes.find((v) => candidates.has(v)) ?? m.volume));
+      const [only] = mounted;
+      if (mounted.size === 1 && only !== undefined && only !== m.volume) out.set(m.volume, only);
+    }
+  }
+  return out;
 }
 
 /** The rotation-made volumes of a service's secret directory that a holder keeps (so a container may use them). */

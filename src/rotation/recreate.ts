@@ -87,7 +87,9 @@ function bindTarget(bind: string): string {
 function mountsWithVolumes(d: ContainerDetails, host: Json, volumes: ReadonlyMap<string, string>): Json[] {
   const mounts = ((host.Mounts as Json[] | null | undefined) ?? []).map((m) => (volumes.has(String(m.Target)) ? { ...m, Source: volumes.get(String(m.Target)) } : m));
   const targets = new Set(mounts.map((m) => String(m.Target)));
-  for (const b of (host.Binds as string[] | null | undefined) ?? []) targets.add(bindTarget(b));
+  // A secret directory given as a bind (Compose 2.40 and v1 pass named volumes that way) loses
+  // that bind below: it gets its new volume here.
+  for (const b of (host.Binds as string[] | null | undefined) ?? []) if (!volumes.has(bindTarget(b))) targets.add(bindTarget(b));
   for (const [dir, volume] of volumes) {
     if (!targets.has(dir)) {
       mounts.push({ Type: 'volume', Source: volume, Target: dir, ReadOnly: true });

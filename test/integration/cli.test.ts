@@ -41,6 +41,48 @@ describe('the Docker CLI plugin', () => {
     expect(listed.stdout).toContain('dso*');
   });
 
+  test('with the test engine of scripts/test-env.sh, `docker dso` works whether install.sh ran before or after sourcing it', async () => {
+    // A new user's shells: no DOCKER_CONFIG of their own, HOME their home; the profile's
+    // settings, so the sourced environment is this run's engine (reused, not restarted).
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+    for (const [name, value] of Object.entries(process.env)) if (name.startsWith('DSO_TEST') && value) base[name] = value;
+    const testEnv = join(ROOT, 'scripts', 'test-env.sh');
+    const install = join(ROOT, 'scripts', 'install.sh');
+    const shell = (home: string, script: string) => run(['bash', '-c', script, 'bash', testEnv, install, DSO_BIN], { env: { ...base, HOME: home } });
+    const sourced = 'source "$1" >/dev/null 2>&1 || exit 90; ';
+    // Sourcing rewrites the shared private config's pointer to the user's plugins: put it back.
+    const kept = ['config.json', 'dso-test-env'].filter((name) => existsSync(join(DOCKER_CONFIG, name))).map((name) => [name, readFileSync(join(DOCKER_CONFIG, name))] as const);
+    try {
+      // install.sh first, then the test engine.
+      const before = join(sb.dir, 'home-before');
+      mkdirSync(before);
+      const inst = await shell(before, 'sh "$2" "$3"');
+      expect(inst.code, inst.stderr).toBe(0);
+      const then = await shell(before, `${sourced}docker dso version && docker compose version --short`);
+      expect(then.code, then.stderr).toBe(0);
+      expect(then.stdout).toMatch(/^Docker Secret Operator v\d+\.\d+\.\d+/);
+      // The test engine's Compose still wins over whatever the user has.
+      const compose = await run(['docker', 'compose', 'version', '--short'], { env: { ...base, HOME: before, DOCKER_CONFIG } });
+      expect(then.stdout.trim().split('\n').pop()).toBe(compose.stdout.trim());
+
+      // The test engine first, then install.sh in the same shell: the plugin lands in the user's
+      // own directory (the private one goes with the engine), and works there and in a new shell.
+      const after = join(sb.dir, 'home-after');
+      mkdirSync(after);
+      const same = await shell(after, `${sourced}sh "$2" "$3" && docker dso version`);
+      expect(same.code, same.stderr).toBe(0);
+      expect(same.stdout).toMatch(/Docker Secret Operator v\d+\.\d+\.\d+/);
+      expect(existsSync(join(after, '.docker', 'cli-plugins', 'docker-dso'))).toBe(true);
+      expect(existsSync(join(DOCKER_CONFIG, 'cli-plugins', 'docker-dso'))).toBe(false);
+      expect(readlinkSync(join(after, '.local', 'bin', 'dso'))).toBe(join(after, '.docker', 'cli-plugins', 'docker-dso'));
+      const fresh = await shell(after, 'docker dso version');
+      expect(fresh.code, fresh.stderr).toBe(0);
+      expect(fresh.stdout).toMatch(/^Docker Secret Operator v\d+\.\d+\.\d+/);
+    } finally {
+      for (const [name, content] of kept) writeFileSync(join(DOCKER_CONFIG, name), content);
+    }
+  });
+
   test('install.sh refuses a binary whose checksum does not match', async () => {
     const dir = join(sb.dir, 'dl');
     mkdirSync(dir, { recursive: true });

@@ -132,8 +132,9 @@ export async function dockerOk(args: string[]): Promise<string> {
  */
 export async function restartEngine(): Promise<void> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', DSO_TEST_ROOT: TEST_ROOT };
-  // The engine's own settings, when the run gave it any (see the script's "Settings").
-  for (const name of ['DSO_TEST_CACHE', 'DSO_TEST_BRIDGE', 'DSO_TEST_BIP', 'DSO_TEST_ADDR_POOL', 'DSO_TEST_FORWARD_NET']) {
+  // The profile and the engine's own settings, when the run gave it any (see the script's
+  // "Profiles" and "Settings").
+  for (const name of ['DSO_TEST_PROFILE', 'DSO_TEST_CACHE', 'DSO_TEST_BRIDGE', 'DSO_TEST_BIP', 'DSO_TEST_ADDR_POOL', 'DSO_TEST_FORWARD_NET', 'DSO_TEST28_ROOT', 'DSO_TEST28_BRIDGE', 'DSO_TEST28_BIP', 'DSO_TEST28_ADDR_POOL', 'DSO_TEST28_FORWARD_NET', 'DSO_TEST28_SUITE']) {
     const value = process.env[name];
     if (value) env[name] = value;
   }
