@@ -116,8 +116,8 @@ export class Rotator {
   }
 
   /**
-   * Stops watching. A rotation under way is given agent.rotation.timeout to finish; past that it
-   * is abandoned where it stands, and the next start recovers it from the state file.
+   * Stops watching. A rotation under way has its own deadline (agent.rotation.timeout): it is
+   * waited for that long, past that abandoned where it stands, and the next start recovers it.
    */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -319,6 +319,7 @@ export class Rotator {
       engine: this.#o.engine,
       state: this.#o.state,
       health: this.#health,
+      timeoutMs: this.#o.config.agent.rotation.timeout,
       resolve: (ids) => this.#resolveFresh(ids),
       log: (level, msg, fields) => log[level](msg, fields),
       metrics: this.#o.metrics,
