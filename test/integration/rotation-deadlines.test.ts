@@ -170,17 +170,25 @@ agent:
     expect(about('Rotation failed', `${pb}-slow-1`)).toEqual([]);
   });
 
-  test('a failing rotation through the agent, after 25 s of waiting: exit 14 with the real reason, one rollback in the log', async () => {
+  test('`rotate` of a container under rotation waits for that rotation, then fails after 25 s of its own: exit 14 with the real reason, one end of each in the log', async () => {
     const before = await id(pa, 'hang');
+    const starts = about('Rotation started', `${pa}-hang-1`).length;
     const rollbacks = about('ROTATION ROLLBACK', `${pa}-hang-1`).length;
+    // A new value at the provider: the agent starts rotating A by itself...
     vault.putSecret('app/a', { v: A[2] });
+    const hook = await fetch('http://dso-agent/v1/webhook', { method: 'POST', unix: socket, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secrets: ['vault:app/a#v'] }) } as RequestInit);
+    expect(hook.status).toBe(202);
+    await waitFor("the agent's own rotation of A", async () => about('Rotation started', `${pa}-hang-1`).length === starts + 1, { ms: 30_000, context: tail });
+    // ...and `rotate` asks for the same container meanwhile: it waits, then rotates it itself.
     const r = await dso(a, ['rotate', 'vault:app/a#v'], { env: cloud() });
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(14);
+    expect(r.stderr).toContain(`waiting for a rotation under way of ${pa}-hang-1`);
     expect(r.stdout).toContain(`Rotated 0 of 1 container using secret vault:app/a#v.\n  ${pa}-hang-1: rolled back: the new container was not healthy: not healthy within ${HEALTH_TIMEOUT_S} s (the health command had not answered)`);
     expect(r.stderr).toContain(`${pa}-hang-1: rolled back, the original keeps serving`);
     expect(r.stderr).not.toContain('bug in DSO');
-    expect(about('ROTATION ROLLBACK', `${pa}-hang-1`).length).toBe(rollbacks + 1);
-    expect(about('Rotation failed', `${pa}-hang-1`)).toEqual([]);
+    // Two rotations of A, one after the other, each with one end.
+    const a1 = entries().filter((e) => e.container === `${pa}-hang-1` && ['Rotation started', 'ROTATION ROLLBACK', 'Rotation failed', 'Rotation completed'].includes(e.msg)).slice(starts + rollbacks);
+    expect(a1.map((e) => e.msg)).toEqual(['Rotation started', 'ROTATION ROLLBACK', 'Rotation started', 'ROTATION ROLLBACK']);
     expect(await id(pa, 'hang')).toBe(before);
     expect(await file(pa, 'hang', 'app/a#v')).toBe(A[0]);
   });
