@@ -7,7 +7,7 @@
 // container is never rotated by two of them at once. After every reconnection to the engine, and
 // at start, a full reconcile re-derives everything from the engine and the providers, so events
 // lost while disconnected (or dropped by a full queue) cost time, never correctness.
-import { COMPOSE_PROJECT, LABEL_ROLE } from '../compose/labels.ts';
+import { COMPOSE_PROJECT, LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
 import { parseSecretId } from '../compose/references.ts';
 import type { DsoConfig } from '../config/load.ts';
 import type { Engine, EngineEvent } from '../docker/engine.ts';
@@ -63,11 +63,17 @@ export class Rotator {
   readonly #slots: Slots;
   /**
    * Containers being rotated now, each with the run that has it: a container is in one run at a
-   * time (work that comes for it meanwhile waits in the queue, a `rotate` waits for the run).
+   * time (work that comes for it meanwhile waits in the queue, a `rotate` waits for the run). The
+   * new container a rotation under way made counts as part of that run too (see #runOf).
    */
   readonly #busy = new Map<string, Promise<unknown>>();
-  /** Work that came for a container while it was being rotated: queued again when that ends. */
+  /** Work that came for a container while it was being rotated: queued again when a run ends. */
   readonly #held = new Map<string, QueueEntry>();
+  /**
+   * Secrets to check again when a run ends: a check found containers that use them under
+   * rotation, whose values it could not judge (the rotation gives them what it fetched earlier).
+   */
+  readonly #recheck = new Set<string>();
   #reconciling?: Promise<void>;
   #stopped = false;
   /** Aborted by stop(): runs start no new rotation. */
@@ -202,6 +208,7 @@ export class Rotator {
     for (const f of failures) this.#o.log.warn('Could not check a secret for changes', { secret: f.id, error: f.kind, reason: f.message });
     let queued = 0;
     for (const c of containers) {
+      if (this.#runOf(c)) for (const id of c.ids) if (current.has(id)) this.#recheck.add(id);
       const inPlace = this.#o.state.markers(c.id);
       const changed: string[] = [];
       const adopt: Record<string, string> = {};
@@ -235,10 +242,10 @@ export class Rotator {
       const plan = planRotation(users, new Map(users.map((c) => [c.id, [secret]])), this.#defaults);
       if (dryRun || plan.rotations.length === 0) return { plan, outcomes: [] };
       const ids = plan.rotations.map((r) => r.containerId);
-      const busy = ids.filter((id) => this.#busy.has(id));
+      const busy = users.filter((c) => ids.includes(c.id) && this.#runOf(c));
       if (busy.length > 0) {
-        progress(`waiting for a rotation under way of ${plan.rotations.filter((r) => busy.includes(r.containerId)).map((r) => r.name).join(', ')}`);
-        await Promise.allSettled(busy.map((id) => this.#busy.get(id)));
+        progress(`waiting for a rotation under way of ${busy.map((c) => c.name).join(', ')}`);
+        await Promise.allSettled(busy.map((c) => this.#runOf(c)));
         continue;
       }
       const run = runPlan(this.#deps(progress), plan, users, this.#runOptions());
@@ -299,6 +306,20 @@ export class Rotator {
     }
   }
 
+  /**
+   * The run `c` is part of, if any: its own (it is being rotated), or that of the rotation under
+   * way that created it (a new container, not yet the service's for good: rotating it now would
+   * race that rotation). `except`: the caller's own run, which does not count.
+   */
+  #runOf(c: ManagedContainer, except?: ReadonlySet<string>): Promise<unknown> | undefined {
+    const own = except?.has(c.id) ? undefined : this.#busy.get(c.id);
+    if (own) return own;
+    const made = c.details.Config?.Labels?.[LABEL_ROTATION];
+    const r = made ? this.#o.state.get(made) : undefined;
+    if (!r || r.status !== 'in_progress' || except?.has(r.container.id)) return undefined;
+    return this.#busy.get(r.container.id);
+  }
+
   /** Marks `ids` as being rotated by `run` until it ends; then the queue goes on. */
   #hold(ids: readonly string[], run: Promise<unknown>): void {
     const settled = run.then(
@@ -307,15 +328,23 @@ export class Rotator {
     );
     for (const id of ids) this.#busy.set(id, settled);
     void settled.then(() => {
-      for (const id of ids) {
-        if (this.#busy.get(id) !== settled) continue;
-        this.#busy.delete(id);
-        const waiting = this.#held.get(id);
-        this.#held.delete(id);
-        if (waiting && !this.#stopped) this.#queue.push({ containerId: id, refs: waiting.refs, reason: waiting.reasons[0] ?? 'changed' });
+      for (const id of ids) if (this.#busy.get(id) === settled) this.#busy.delete(id);
+      // Whatever waited goes back to the queue; what is still under way is held again there.
+      for (const [id, waiting] of this.#held) if (!this.#stopped) this.#queue.push({ containerId: id, refs: waiting.refs, reason: waiting.reasons[0] ?? 'changed' });
+      this.#held.clear();
+      if (this.#recheck.size > 0 && !this.#stopped) {
+        const again = [...this.#recheck];
+        this.#recheck.clear();
+        void this.checkSecrets(again).catch((e) => this.#o.log.warn('Checking secrets failed', { reason: reason(e) }));
       }
       this.#schedule();
     });
+  }
+
+  /** Keeps a queue entry aside until a run ends (merged with what already waits for that container). */
+  #wait(e: QueueEntry): void {
+    const waiting = this.#held.get(e.containerId);
+    this.#held.set(e.containerId, waiting ? { ...waiting, refs: [...new Set([...waiting.refs, ...e.refs])] } : e);
   }
 
   /**
@@ -327,10 +356,7 @@ export class Rotator {
     if (this.#stopped) return;
     // Entries queued by one check or one burst become ready within moments of each other.
     const ready = this.#queue.takeReady(this.#now() + BATCH_SLACK_MS);
-    for (const e of ready.filter((x) => this.#busy.has(x.containerId))) {
-      const waiting = this.#held.get(e.containerId);
-      this.#held.set(e.containerId, waiting ? { ...waiting, refs: [...new Set([...waiting.refs, ...e.refs])] } : e);
-    }
+    for (const e of ready.filter((x) => this.#busy.has(x.containerId))) this.#wait(e);
     const take = ready.filter((e) => !this.#busy.has(e.containerId));
     if (take.length === 0) return this.#schedule();
     const mine = new Set(take.map((e) => e.containerId));
@@ -341,7 +367,10 @@ export class Rotator {
       if (!this.#reconciling && this.#o.state.inProgress().some(leftover)) await this.#recoverLeftovers(mine);
       const containers = await loadManaged(this.#engine);
       const byId = new Map(containers.map((c) => [c.id, c]));
-      const changes = new Map(take.filter((e) => byId.has(e.containerId)).map((e) => [e.containerId, e.refs]));
+      // A new container that another run's rotation made (and may still remove) waits for it.
+      const later = take.filter((e) => byId.has(e.containerId) && this.#runOf(byId.get(e.containerId)!, mine));
+      for (const e of later) this.#wait(e);
+      const changes = new Map(take.filter((e) => byId.has(e.containerId) && !later.includes(e)).map((e) => [e.containerId, e.refs]));
       const plan = planRotation(containers.filter((c) => changes.has(c.id)), changes, this.#defaults);
       for (const s of plan.skipped) this.#o.log.info('Not rotated', { container: s.name, secrets: s.ids, reason: s.reason });
       const outcomes = await runPlan(this.#deps(), plan, containers, this.#runOptions());

@@ -27,7 +27,7 @@ describe('Cloud Mode: slow and endless rotations', () => {
   const log: string[] = [];
   const A = [canary('a1'), canary('a2'), canary('a3')] as const;
   const B = [canary('b1'), canary('b2')] as const;
-  const S = [canary('s1'), canary('s2')] as const;
+  const S = [canary('s1'), canary('s2'), canary('s3')] as const;
 
   const COMPOSE_A = `
 services:
@@ -168,6 +168,25 @@ agent:
     expect(await file(pb, 'slow', 'app/slow#v')).toBe(S[1]);
     expect(about('Rotation completed', `${pb}-slow-1`).length).toBe(1);
     expect(about('Rotation failed', `${pb}-slow-1`)).toEqual([]);
+  });
+
+  test('a change that comes while its container is being rotated waits for that rotation, then the new container gets it: one rotation at a time', async () => {
+    const hook = () => fetch('http://dso-agent/v1/webhook', { method: 'POST', unix: socket, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secrets: ['vault:app/slow#v'] }) } as RequestInit);
+    const starts = about('Rotation started', `${pb}-slow-1`).length;
+    vault.putSecret('app/slow', { v: S[2] });
+    expect((await hook()).status).toBe(202);
+    await waitFor('the rotation of slow to start', async () => about('Rotation started', `${pb}-slow-1`).length === starts + 1, { ms: 30_000, context: tail });
+    // While its new container waits 15 s for health, the value changes again (back to S[1]).
+    vault.putSecret('app/slow', { v: S[1] });
+    expect((await hook()).status).toBe(202);
+    await waitFor('slow on the newest value, from one rotation after the other', async () => about('Rotation completed', `${pb}-slow-1`).length === starts + 2, { ms: 90_000, context: tail });
+    const events = entries()
+      .filter((e) => e.container === `${pb}-slow-1` && ['Rotation started', 'Rotation completed', 'ROTATION ROLLBACK', 'Rotation failed'].includes(e.msg))
+      .slice(starts * 2)
+      .map((e) => e.msg);
+    expect(events).toEqual(['Rotation started', 'Rotation completed', 'Rotation started', 'Rotation completed']);
+    expect(await file(pb, 'slow', 'app/slow#v')).toBe(S[1]);
+    expect((await dockerOk(['ps', '-a', '--format', '{{.Names}}'])).includes('-dso-')).toBe(false);
   });
 
   test('`rotate` of a container under rotation waits for that rotation, then fails after 25 s of its own: exit 14 with the real reason, one end of each in the log', async () => {
