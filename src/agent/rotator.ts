@@ -151,7 +151,7 @@ export class Rotator {
     const running = [...new Set(this.#busy.values()), ...(this.#reconciling ? [this.#reconciling] : [])];
     if (running.length > 0) {
       // A timer cleared once they end: a bare Bun.sleep in the race would keep the process alive
-      // for the rest of the timeout after "Agent stopped" (30 s by default).
+      // for the rest of the timeout after "Agent stopped" (2 minutes by default).
       let timer: ReturnType<typeof setTimeout> | undefined;
       const limit = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#o.config.agent.rotation.timeout);
