@@ -16,6 +16,18 @@ import { webhookRoutes } from './webhook.ts';
 export const FRAMES_TYPE = 'application/vnd.dso.frames';
 const MAX_IDS = 10_000;
 
+/**
+ * How often a long answer (a rotation) sends a line when it has nothing else to say. Bun's server
+ * closes a connection that stays silent for its idle timeout (10 s by default, at most 255 s;
+ * measured with Bun 1.4.5 on the unix socket: any line sent resets it).
+ */
+export const KEEPALIVE_MS = 3000;
+
+export interface ApiOptions {
+  /** Tests shorten it. */
+  keepaliveMs?: number;
+}
+
 const resolveBody = v.object({
   secrets: v.pipe(v.array(v.pipe(v.string(), v.maxLength(2048))), v.minLength(1), v.maxLength(MAX_IDS)),
 });
@@ -47,7 +59,7 @@ function requestedId(text: string, field: string): SecretId {
   }
 }
 
-export function createApi(service: AgentService, rotator?: Rotator, surface: ApiSurface = { serves: 'all' }): Hono {
+export function createApi(service: AgentService, rotator?: Rotator, surface: ApiSurface = { serves: 'all' }, options: ApiOptions = {}): Hono {
   const app = new Hono();
   const reads = surface.serves !== 'admin';
 
@@ -105,16 +117,38 @@ export function createApi(service: AgentService, rotator?: Rotator, surface: Api
       if (!body.success) throw new DsoError('USAGE', 'the request body must be {"secret": "PROVIDER:PATH", "dryRun": false}');
       const id = requestedId(body.output.secret, 'secret').id;
       const encoder = new TextEncoder();
+      // The client may go (a closed terminal, a cut connection): the rotation goes on all the
+      // same, to its one end, and what it would have said to the client is dropped.
+      let gone = false;
       const stream = new ReadableStream<Uint8Array>({
         async start(controller) {
-          const send = (m: unknown) => controller.enqueue(encoder.encode(`${JSON.stringify(m)}\n`));
+          const send = (m: unknown) => {
+            if (gone) return;
+            try {
+              controller.enqueue(encoder.encode(`${JSON.stringify(m)}\n`));
+            } catch {
+              gone = true;
+            }
+          };
+          // A rotation can wait a long while with nothing to report (a slow health check): a
+          // line now and then keeps the connection open. Clients skip lines of unknown types.
+          const keepalive = setInterval(() => send({ type: 'alive' }), options.keepaliveMs ?? KEEPALIVE_MS);
           try {
             const result = await rotator.rotateNow(id, body.output.dryRun ?? false, (line) => send({ type: 'progress', line }));
             send({ type: 'result', plan: result.plan, outcomes: result.outcomes });
           } catch (e) {
             send({ type: 'error', error: { message: e instanceof Error ? e.message : String(e), ...(e instanceof DsoError && e.hint ? { hint: e.hint } : {}) } });
+          } finally {
+            clearInterval(keepalive);
           }
-          controller.close();
+          if (!gone) {
+            try {
+              controller.close();
+            } catch {}
+          }
+        },
+        cancel() {
+          gone = true;
         },
       });
       return c.body(stream, 200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });

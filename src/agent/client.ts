@@ -77,18 +77,34 @@ export async function agentRotate(socket: string, body: { secret: string; dryRun
   const decoder = new TextDecoder();
   let rest = '';
   let result: import('../rotation/local.ts').LocalRotationResult | undefined;
-  for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
-    rest += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) !== -1) {
-      const line = rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      if (!line.trim()) continue;
-      const m = JSON.parse(line) as { type: string; line?: string; plan?: unknown; outcomes?: unknown; error?: { message: string; hint?: string } };
-      if (m.type === 'progress' && m.line) onProgress?.(m.line);
-      else if (m.type === 'result') result = { plan: m.plan, outcomes: m.outcomes } as import('../rotation/local.ts').LocalRotationResult;
-      else if (m.type === 'error') throw new DsoError('ROTATION_FAILED', m.error?.message ?? 'the agent could not rotate', m.error?.hint ? { hint: m.error.hint } : {});
+  // Lines of other types ("alive", which keeps the connection open while nothing happens) are skipped.
+  const take = (line: string) => {
+    let m: { type?: string; line?: string; plan?: unknown; outcomes?: unknown; error?: { message: string; hint?: string } };
+    try {
+      m = JSON.parse(line) as typeof m;
+    } catch {
+      throw new DsoError('INTERNAL', 'the agent\'s answer to the rotation is not JSON lines', { hint: 'is the agent the same version as this CLI? `docker dso version` and `docker dso status` say' });
     }
+    if (m.type === 'progress' && m.line) onProgress?.(m.line);
+    else if (m.type === 'result') result = { plan: m.plan, outcomes: m.outcomes } as import('../rotation/local.ts').LocalRotationResult;
+    else if (m.type === 'error') throw new DsoError('ROTATION_FAILED', m.error?.message ?? 'the agent could not rotate', m.error?.hint ? { hint: m.error.hint } : {});
+  };
+  try {
+    for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
+      rest += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = rest.indexOf('\n')) !== -1) {
+        const line = rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+        if (line.trim()) take(line);
+      }
+    }
+  } catch (e) {
+    if (e instanceof DsoError) throw e;
+    // The connection broke (the agent stopped or crashed): what was asked may still be under way there.
+    throw new DsoError('AGENT_UNREACHABLE', `the connection to the agent at ${socket} broke during the rotation of ${body.secret} (${(e as { code?: string }).code ?? (e as Error).message})`, {
+      hint: 'the agent may still be rotating, or have stopped: `docker dso status` shows the outcome, `docker dso system logs` why',
+    });
   }
   if (!result) throw new DsoError('ROTATION_FAILED', 'the agent\'s answer ended before its result', { hint: 'see `docker dso system logs`' });
   return result;

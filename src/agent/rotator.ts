@@ -2,10 +2,12 @@
 // agent.watch.polling_interval, or checked at once on a webhook), the engine's event stream (a
 // managed container started with its secret volumes empty, after a reboot or an engine restart),
 // and recovery (rotations a crash interrupted). Work goes through the debounced queue, one entry
-// per container, and is carried out by the rotation executor. After every reconnection to the
-// engine, and at start, a full reconcile re-derives everything from the engine and the providers,
-// so events lost while disconnected (or dropped by a full queue) cost time, never correctness.
-import { COMPOSE_PROJECT, LABEL_ROLE } from '../compose/labels.ts';
+// per container, and is carried out by the rotation executor: several batches at once, sharing
+// agent.rotation.concurrency slots, so that one project's slow rotation holds up no other; a
+// container is never rotated by two of them at once. After every reconnection to the engine, and
+// at start, a full reconcile re-derives everything from the engine and the providers, so events
+// lost while disconnected (or dropped by a full queue) cost time, never correctness.
+import { COMPOSE_PROJECT, LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
 import { parseSecretId } from '../compose/references.ts';
 import type { DsoConfig } from '../config/load.ts';
 import type { Engine, EngineEvent } from '../docker/engine.ts';
@@ -23,10 +25,10 @@ import { describeContainer, loadManaged, sameSource, type ManagedContainer } fro
 import type { LocalRotationResult } from '../rotation/local.ts';
 import { planRotation, type PlanDefaults } from '../rotation/plan.ts';
 import { recoverRotations } from '../rotation/recover.ts';
-import { runPlan } from '../rotation/run.ts';
+import { runPlan, Slots } from '../rotation/run.ts';
 import type { RotationState, Step } from '../rotation/state.ts';
 import { Coalescer } from './coalesce.ts';
-import { RotationQueue } from './queue.ts';
+import { RotationQueue, type QueueEntry } from './queue.ts';
 import type { AgentService, RotationStatus } from './service.ts';
 
 /** How far ahead of now a dispatch takes queue entries that are about to be ready. */
@@ -53,12 +55,29 @@ export class Rotator {
   readonly #queue: RotationQueue;
   readonly #events: EngineEventStream;
   readonly #now: () => number;
+  /** Engine calls outside a rotation (restore, checks) end within the health timeout too. */
+  readonly #engine: Engine;
   #pollTimer?: ReturnType<typeof setInterval>;
   #queueTimer?: ReturnType<typeof setTimeout>;
-  /** The dispatch under way, if any: one at a time, so a container is never rotated twice at once. */
-  #dispatching?: Promise<void>;
+  /** Rotations at once, over every batch and `rotate` running. */
+  readonly #slots: Slots;
+  /**
+   * Containers being rotated now, each with the run that has it: a container is in one run at a
+   * time (work that comes for it meanwhile waits in the queue, a `rotate` waits for the run). The
+   * new container a rotation under way made counts as part of that run too (see #runOf).
+   */
+  readonly #busy = new Map<string, Promise<unknown>>();
+  /** Work that came for a container while it was being rotated: queued again when a run ends. */
+  readonly #held = new Map<string, QueueEntry>();
+  /**
+   * Secrets to check again when a run ends: a check found containers that use them under
+   * rotation, whose values it could not judge (the rotation gives them what it fetched earlier).
+   */
+  readonly #recheck = new Set<string>();
   #reconciling?: Promise<void>;
   #stopped = false;
+  /** Aborted by stop(): runs start no new rotation. */
+  readonly #stopping = new AbortController();
   #restoring = new Set<string>();
   /**
    * Replicas share their secret volumes, and a restart of N of them sends N events: each volume is
@@ -78,6 +97,8 @@ export class Rotator {
     this.#now = o.now ?? Date.now;
     const watch = o.config.agent.watch;
     this.#queue = new RotationQueue({ debounceMs: watch.debounce_window, capacity: watch.queue_size, now: this.#now, metrics: o.metrics });
+    this.#engine = o.engine.bounded({ callMs: o.config.agent.health_check.timeout });
+    this.#slots = new Slots(o.config.agent.rotation.concurrency);
     this.#events = new EngineEventStream({
       engine: o.engine,
       filters: { type: ['container'], label: ['dso.managed=true'], event: ['start', 'restart', 'unpause'] },
@@ -116,23 +137,26 @@ export class Rotator {
   }
 
   /**
-   * Stops watching. A rotation under way is given agent.rotation.timeout to finish; past that it
-   * is abandoned where it stands, and the next start recovers it from the state file.
+   * Stops watching; rotations not started yet are not started. A rotation under way has its own
+   * deadline (agent.rotation.timeout); it is waited for that long, past that abandoned where it
+   * stands, and the next start recovers it from the state file.
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort();
     clearInterval(this.#pollTimer);
     clearTimeout(this.#queueTimer);
     await this.#events.stop();
     // A reconcile under way (the one at start, say) is waited for too: the providers close next.
-    if (this.#dispatching || this.#reconciling) {
+    const running = [...new Set(this.#busy.values()), ...(this.#reconciling ? [this.#reconciling] : [])];
+    if (running.length > 0) {
       // A timer cleared once they end: a bare Bun.sleep in the race would keep the process alive
-      // for the rest of the timeout after "Agent stopped" (30 s by default).
+      // for the rest of the timeout after "Agent stopped" (2 minutes by default).
       let timer: ReturnType<typeof setTimeout> | undefined;
       const limit = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#o.config.agent.rotation.timeout);
       });
-      await Promise.race([Promise.all([this.#dispatching, this.#reconciling]), limit]);
+      await Promise.race([Promise.allSettled(running), limit]);
       clearTimeout(timer);
     }
   }
@@ -142,10 +166,10 @@ export class Rotator {
     this.#reconciling ??= (async () => {
       try {
         this.#queue.clearReconcileFlag();
-        for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f), resolve: (ids) => this.#resolveFresh(ids) })) {
+        for (const r of await this.#recover()) {
           if (r.rotateAgain) this.#push(r.rotateAgain.containerId, r.rotateAgain.ids, 'recovery');
         }
-        const containers = await loadManaged(this.#o.engine);
+        const containers = await loadManaged(this.#engine);
         for (const c of containers) if (c.running && sameAgent(c)) await this.#restore(c);
         const live = new Set(containers.map((c) => c.id));
         await this.#o.state.prune(live);
@@ -168,7 +192,7 @@ export class Rotator {
    * before, or by another agent) is adopted: its current fingerprint is recorded, nothing rotated.
    */
   async checkSecrets(ids?: readonly string[]): Promise<{ checked: number; queued: number }> {
-    const containers = (await loadManaged(this.#o.engine)).filter(sameAgent);
+    const containers = (await loadManaged(this.#engine)).filter(sameAgent);
     const wanted = new Set(containers.flatMap((c) => c.ids.filter((id) => id.includes(':'))));
     const refs = [...wanted].filter((id) => ids === undefined || ids.includes(id)).sort();
     if (refs.length === 0) return { checked: 0, queued: 0 };
@@ -184,6 +208,7 @@ export class Rotator {
     for (const f of failures) this.#o.log.warn('Could not check a secret for changes', { secret: f.id, error: f.kind, reason: f.message });
     let queued = 0;
     for (const c of containers) {
+      if (this.#runOf(c)) for (const id of c.ids) if (current.has(id)) this.#recheck.add(id);
       const inPlace = this.#o.state.markers(c.id);
       const changed: string[] = [];
       const adopt: Record<string, string> = {};
@@ -205,19 +230,33 @@ export class Rotator {
     return { checked: refs.length, queued };
   }
 
-  /** `rotate NAME` through the agent: every container of the agent's that uses `secret`, now. */
+  /**
+   * `rotate NAME` through the agent: every container of the agent's that uses `secret`, now. It
+   * waits only for rotations of those same containers (then looks at them again: they may have
+   * been replaced), never for others.
+   */
   async rotateNow(secret: string, dryRun: boolean, progress: (line: string) => void): Promise<LocalRotationResult> {
-    const containers = await loadManaged(this.#o.engine);
-    const users = containers.filter((c) => sameSource(c, secret, AGENT_SOURCE));
-    const plan = planRotation(users, new Map(users.map((c) => [c.id, [secret]])), this.#defaults);
-    if (dryRun || plan.rotations.length === 0) return { plan, outcomes: [] };
-    const outcomes = await this.#serialised(() => runPlan(this.#deps(progress), plan, users, this.#runOptions()));
-    return { plan, outcomes };
+    for (;;) {
+      const containers = await loadManaged(this.#engine);
+      const users = containers.filter((c) => sameSource(c, secret, AGENT_SOURCE));
+      const plan = planRotation(users, new Map(users.map((c) => [c.id, [secret]])), this.#defaults);
+      if (dryRun || plan.rotations.length === 0) return { plan, outcomes: [] };
+      const ids = plan.rotations.map((r) => r.containerId);
+      const busy = users.filter((c) => ids.includes(c.id) && this.#runOf(c));
+      if (busy.length > 0) {
+        progress(`waiting for a rotation under way of ${busy.map((c) => c.name).join(', ')}`);
+        await Promise.allSettled(busy.map((c) => this.#runOf(c)));
+        continue;
+      }
+      const run = runPlan(this.#deps(progress), plan, users, this.#runOptions());
+      this.#hold(ids, run);
+      return { plan, outcomes: await run };
+    }
   }
 
   status(): RotationStatus {
     return {
-      queue: { depth: this.#queue.size, capacity: this.#queue.capacity, drops: this.#drops },
+      queue: { depth: this.#queue.size + this.#held.size, capacity: this.#queue.capacity, drops: this.#drops },
       pendingRotations: this.#o.state.inProgress().map((r) => ({ rotation: r.id, container: r.container.name, strategy: r.strategy, step: r.step, status: r.status, startedAt: r.startedAt, secrets: r.ids, ...(r.reason ? { reason: r.reason } : {}) })),
       recentRotations: this.#o.state
         .recent()
@@ -241,13 +280,25 @@ export class Rotator {
     const at = this.#queue.nextReadyAt();
     clearTimeout(this.#queueTimer);
     if (at === undefined) return;
-    this.#queueTimer = setTimeout(() => void this.#dispatch(), Math.max(0, at - this.#now()));
+    this.#queueTimer = setTimeout(() => this.#dispatch(), Math.max(0, at - this.#now()));
+  }
+
+  /**
+   * Ends unfinished rotations (recovery) but those this agent is running now: their container's
+   * lock would make recovery wait for them, and they end by themselves. `mine`: containers of the
+   * caller's own run, which has not started rotating them yet.
+   */
+  #recover(mine: ReadonlySet<string> = new Set()): ReturnType<typeof recoverRotations> {
+    return recoverRotations(
+      { engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f), resolve: (ids) => this.#resolveFresh(ids) },
+      { only: (r) => mine.has(r.container.id) || !this.#busy.has(r.container.id) },
+    );
   }
 
   /** Recovery only (no drift check, which would queue and dispatch again): a failure is retried at the next dispatch. */
-  async #recoverLeftovers(): Promise<void> {
+  async #recoverLeftovers(mine: ReadonlySet<string>): Promise<void> {
     try {
-      for (const r of await recoverRotations({ engine: this.#o.engine, state: this.#o.state, health: this.#health, log: (l, m, f) => this.#o.log[l](m, f), resolve: (ids) => this.#resolveFresh(ids) })) {
+      for (const r of await this.#recover(mine)) {
         if (r.rotateAgain) this.#push(r.rotateAgain.containerId, r.rotateAgain.ids, 'recovery');
       }
     } catch (e) {
@@ -255,20 +306,71 @@ export class Rotator {
     }
   }
 
-  async #dispatch(): Promise<void> {
-    if (this.#dispatching) return; // it reschedules when done
-    this.#dispatching = (async () => {
-      // Entries queued by one check or one burst become ready within moments of each other: take
-      // them as one batch, so depends_on waves (a dependency refusing a value spares its
-      // dependants) work across them.
-      const ready = this.#queue.takeReady(this.#now() + BATCH_SLACK_MS);
-      if (ready.length === 0) return;
-      // No rotation runs now (dispatches are serialised): a record still in progress was left by one
-      // that could not write its end (a full disk, the engine away). Finish or undo it first.
-      if (!this.#reconciling && this.#o.state.inProgress().some((r) => r.status === 'in_progress')) await this.#recoverLeftovers();
-      const containers = await loadManaged(this.#o.engine);
+  /**
+   * The run `c` is part of, if any: its own (it is being rotated), or that of the rotation under
+   * way that created it (a new container, not yet the service's for good: rotating it now would
+   * race that rotation). `except`: the caller's own run, which does not count.
+   */
+  #runOf(c: ManagedContainer, except?: ReadonlySet<string>): Promise<unknown> | undefined {
+    const own = except?.has(c.id) ? undefined : this.#busy.get(c.id);
+    if (own) return own;
+    const made = c.details.Config?.Labels?.[LABEL_ROTATION];
+    const r = made ? this.#o.state.get(made) : undefined;
+    if (!r || r.status !== 'in_progress' || except?.has(r.container.id)) return undefined;
+    return this.#busy.get(r.container.id);
+  }
+
+  /** Marks `ids` as being rotated by `run` until it ends; then the queue goes on. */
+  #hold(ids: readonly string[], run: Promise<unknown>): void {
+    const settled = run.then(
+      () => {},
+      () => {},
+    );
+    for (const id of ids) this.#busy.set(id, settled);
+    void settled.then(() => {
+      for (const id of ids) if (this.#busy.get(id) === settled) this.#busy.delete(id);
+      // Whatever waited goes back to the queue; what is still under way is held again there.
+      for (const [id, waiting] of this.#held) if (!this.#stopped) this.#queue.push({ containerId: id, refs: waiting.refs, reason: waiting.reasons[0] ?? 'changed' });
+      this.#held.clear();
+      if (this.#recheck.size > 0 && !this.#stopped) {
+        const again = [...this.#recheck];
+        this.#recheck.clear();
+        void this.checkSecrets(again).catch((e) => this.#o.log.warn('Checking secrets failed', { reason: reason(e) }));
+      }
+      this.#schedule();
+    });
+  }
+
+  /** Keeps a queue entry aside until a run ends (merged with what already waits for that container). */
+  #wait(e: QueueEntry): void {
+    const waiting = this.#held.get(e.containerId);
+    this.#held.set(e.containerId, waiting ? { ...waiting, refs: [...new Set([...waiting.refs, ...e.refs])] } : e);
+  }
+
+  /**
+   * Takes the queue entries that are ready and rotates them, as one batch (so that depends_on
+   * waves work across them), beside any batch still running. An entry whose container is being
+   * rotated waits in the queue until that rotation ends.
+   */
+  #dispatch(): void {
+    if (this.#stopped) return;
+    // Entries queued by one check or one burst become ready within moments of each other.
+    const ready = this.#queue.takeReady(this.#now() + BATCH_SLACK_MS);
+    for (const e of ready.filter((x) => this.#busy.has(x.containerId))) this.#wait(e);
+    const take = ready.filter((e) => !this.#busy.has(e.containerId));
+    if (take.length === 0) return this.#schedule();
+    const mine = new Set(take.map((e) => e.containerId));
+    const run = (async () => {
+      // A record still in progress for a container no other run has was left by one that could
+      // not write its end (a full disk, the engine away). Finish or undo it first.
+      const leftover = (r: { status: string; container: { id: string } }) => r.status === 'in_progress' && (mine.has(r.container.id) || !this.#busy.has(r.container.id));
+      if (!this.#reconciling && this.#o.state.inProgress().some(leftover)) await this.#recoverLeftovers(mine);
+      const containers = await loadManaged(this.#engine);
       const byId = new Map(containers.map((c) => [c.id, c]));
-      const changes = new Map(ready.filter((e) => byId.has(e.containerId)).map((e) => [e.containerId, e.refs]));
+      // A new container that another run's rotation made (and may still remove) waits for it.
+      const later = take.filter((e) => byId.has(e.containerId) && this.#runOf(byId.get(e.containerId)!, mine));
+      for (const e of later) this.#wait(e);
+      const changes = new Map(take.filter((e) => byId.has(e.containerId) && !later.includes(e)).map((e) => [e.containerId, e.refs]));
       const plan = planRotation(containers.filter((c) => changes.has(c.id)), changes, this.#defaults);
       for (const s of plan.skipped) this.#o.log.info('Not rotated', { container: s.name, secrets: s.ids, reason: s.reason });
       const outcomes = await runPlan(this.#deps(), plan, containers, this.#runOptions());
@@ -287,30 +389,15 @@ export class Rotator {
     })()
       .catch((e) => this.#o.log.error('Rotation dispatch failed', { reason: reason(e) }))
       .finally(() => {
-        this.#dispatching = undefined;
-        if (this.#queue.reconcileNeeded) void this.reconcile('queue overflow');
-        this.#schedule();
+        if (this.#queue.reconcileNeeded && !this.#stopped) void this.reconcile('queue overflow');
       });
-    return this.#dispatching;
-  }
-
-  /** Runs `fn` when no dispatch is under way, and keeps dispatches away until it is done. */
-  async #serialised<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.#dispatching) await this.#dispatching;
-    let release!: () => void;
-    this.#dispatching = new Promise<void>((r) => (release = r));
-    try {
-      return await fn();
-    } finally {
-      this.#dispatching = undefined;
-      release();
-      this.#schedule();
-    }
+    this.#hold([...mine], run);
+    this.#schedule();
   }
 
   #runOptions() {
     const r = this.#o.config.agent.rotation;
-    return { concurrency: r.concurrency, jitterMs: r.jitter };
+    return { concurrency: r.concurrency, jitterMs: r.jitter, slots: this.#slots, signal: this.#stopping.signal };
   }
 
   #deps(progress?: (line: string) => void): RotationDeps {
@@ -319,6 +406,7 @@ export class Rotator {
       engine: this.#o.engine,
       state: this.#o.state,
       health: this.#health,
+      timeoutMs: this.#o.config.agent.rotation.timeout,
       resolve: (ids) => this.#resolveFresh(ids),
       log: (level, msg, fields) => log[level](msg, fields),
       metrics: this.#o.metrics,
@@ -354,7 +442,7 @@ export class Rotator {
   #onEvent(e: EngineEvent): void {
     if (this.#stopped || e.type !== 'container' || e.attributes[LABEL_ROLE]) return;
     void (async () => {
-      const d = await this.#o.engine.inspectDetails(e.id);
+      const d = await this.#engine.inspectDetails(e.id);
       if (!d) return;
       const c = describeContainer(d);
       if (c.running && sameAgent(c)) await this.#restore(c);
@@ -376,7 +464,7 @@ export class Rotator {
     this.#restoring.add(c.id);
     try {
       const empty: Array<{ dir: string; volume: string }> = [];
-      for (const m of c.mounts) if (!(await this.#volumeChecks.run(m.volume, () => volumeReady(this.#o.engine, m.volume)))) empty.push(m);
+      for (const m of c.mounts) if (!(await this.#volumeChecks.run(m.volume, () => volumeReady(this.#engine, m.volume)))) empty.push(m);
       if (empty.length === 0) return;
       const files = c.files.filter((f) => empty.some((m) => f.path.startsWith(`${m.dir}/`)));
       const local = files.filter((f) => !f.id.includes(':'));
@@ -389,7 +477,7 @@ export class Rotator {
       try {
         if (failures.length > 0) throw new ProviderError('unavailable', failures.map((f) => `${f.id}: ${f.kind}`).join('; '));
         const byId = new Map(values.map((v) => [v.id, v.value]));
-        for (const m of empty) await publishFiles(this.#o.engine, m.volume, m.dir, files.filter((f) => f.path.startsWith(`${m.dir}/`)), (id) => byId.get(id)!.expose());
+        for (const m of empty) await publishFiles(this.#engine, m.volume, m.dir, files.filter((f) => f.path.startsWith(`${m.dir}/`)), (id) => byId.get(id)!.expose());
       } finally {
         wipeAll(...values.map((v) => v.value));
       }

@@ -110,8 +110,19 @@ const cacheSchema = strict('agent.cache', {
 
 const rotationSchema = strict('agent.rotation', {
   strategy: v.optional(strategy('strategy'), 'restart'),
-  timeout: v.optional(timer('timeout'), '30s'),
-  rollback_on_failure: v.optional(bool('rollback_on_failure'), true),
+  // The whole rotation of one container: a stop, a health check of up to health_check.timeout,
+  // the swap. The seed's 30s would leave no room beyond a health check of its own 30s default.
+  timeout: v.optional(timer('timeout'), '2m'),
+  // A failed rotation is always undone (the original keeps serving): keeping an unhealthy new
+  // container instead would take the service down for good, and recovery after a crash undoes
+  // anyway. `false` is refused rather than silently ignored.
+  rollback_on_failure: v.optional(
+    v.pipe(
+      bool('rollback_on_failure'),
+      v.check((b) => b, 'false is not supported: a rotation whose new container fails is always undone, so that the original keeps serving; remove the key (or set it to true)'),
+    ),
+    true,
+  ),
   concurrency: v.optional(integer('concurrency', 1, 64), 4),
   jitter: v.optional(timer('jitter', 0), '2s'),
 });

@@ -4,7 +4,7 @@
 // good (the engine replays only the few it still holds, and none from before its own restart).
 import type { Logger } from '../observe/log.ts';
 import type { Engine, EngineEvent } from './engine.ts';
-import { untilAborted } from '../abortable.ts';
+import { abortableSleep, untilAborted } from '../abortable.ts';
 
 export interface Connected {
   /** False for the first connection after start(), true for every one after. */
@@ -210,16 +210,3 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -34,8 +34,6 @@ export interface LocalRotationResult {
   outcomes: RotationOutcome[];
 }
 
-const DEFAULT_HEALTH: HealthSettings = { timeoutMs: 30_000, intervalMs: 2_000, retries: 3 };
-
 export async function rotateLocally(cli: Cli, o: LocalRotation): Promise<LocalRotationResult> {
   const engine = await connectEngine(cli.env);
   const containers = await loadManaged(engine);
@@ -53,7 +51,9 @@ export async function rotateLocally(cli: Cli, o: LocalRotation): Promise<LocalRo
   if (o.dryRun || plan.rotations.length === 0) return { plan, outcomes: [] };
 
   const state = RotationState.open(join(dsoHome(cli.env), 'state'));
-  const health: HealthSettings = config ? { timeoutMs: config.agent.health_check.timeout, intervalMs: config.agent.health_check.interval, retries: config.agent.health_check.retries } : DEFAULT_HEALTH;
+  // Without a dso.yaml, the defaults of its agent section.
+  const agent = config?.agent ?? (await import('../config/agent.ts')).defaultAgentConfig();
+  const health: HealthSettings = { timeoutMs: agent.health_check.timeout, intervalMs: agent.health_check.interval, retries: agent.health_check.retries };
   const log = (level: string, msg: string, fields: Record<string, unknown> = {}) => {
     if (level !== 'info' && !o.json) cli.stderr.write(`${level}: ${msg}${fields.reason ? `: ${String(fields.reason)}` : ''}\n`);
   };
@@ -95,10 +95,10 @@ export async function rotateLocally(cli: Cli, o: LocalRotation): Promise<LocalRo
       }
     };
     const outcomes = await runPlan(
-      { engine, state, resolve, health, log, ...(o.json ? {} : { progress: (line: string) => cli.stderr.write(`${line}\n`) }) },
+      { engine, state, resolve, health, timeoutMs: agent.rotation.timeout, log, ...(o.json ? {} : { progress: (line: string) => cli.stderr.write(`${line}\n`) }) },
       plan,
       users,
-      { concurrency: config?.agent.rotation.concurrency ?? 4, jitterMs: 0 },
+      { concurrency: agent.rotation.concurrency, jitterMs: 0 },
     );
     return { plan, outcomes };
   } finally {

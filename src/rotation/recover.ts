@@ -10,7 +10,7 @@ import type { ContainerDetails, Engine } from '../docker/engine.ts';
 import { removeRotationObjects, retireVolumes } from '../docker/secret-volumes.ts';
 import { LABEL_MANAGED, LABEL_ROLE, LABEL_ROTATION } from '../compose/labels.ts';
 import { wipeAll } from '../secrets/secret-bytes.ts';
-import { refreshBaseVolumes, type RotationDeps } from './execute.ts';
+import { refreshBaseVolumes, stopTimeout, type RotationDeps } from './execute.ts';
 import { waitHealthy, type HealthSettings } from './health.ts';
 import { describeContainer } from './inventory.ts';
 import type { RotationRecord, RotationState } from './state.ts';
@@ -39,10 +39,21 @@ export interface Recovered {
 
 const name = (d: ContainerDetails | undefined) => d?.Name.replace(/^\//, '');
 
-export async function recoverRotations(deps: RecoveryDeps): Promise<Recovered[]> {
+export interface RecoveryOptions {
+  /**
+   * Which unfinished rotations to end (default: all). The agent leaves out those it is running
+   * now: their container's lock would make recovery wait for them.
+   */
+  only?: (r: RotationRecord) => boolean;
+}
+
+export async function recoverRotations(given: RecoveryDeps, options: RecoveryOptions = {}): Promise<Recovered[]> {
+  // Each engine call within the health timeout (a stop: plus its stop timeout), as in a rotation.
+  const deps: RecoveryDeps = { ...given, engine: given.engine.bounded({ callMs: given.health.timeoutMs }) };
   const out: Recovered[] = [];
   for (const r of deps.state.inProgress()) {
     if (r.status === 'stuck') continue; // waits for a person; status shows why
+    if (options.only && !options.only(r)) continue;
     try {
       const done = await deps.state.withContainerLock(r.container.id, async () => {
         // Read again under the lock: the rotation may have been running, and have ended, meanwhile.
@@ -114,7 +125,7 @@ async function recoverOne(deps: RecoveryDeps, r: RotationRecord): Promise<Recove
     }
     if (r.container.running && !created.State.Running) await engine.startContainer(created.Id);
     if (original) {
-      await engine.stopContainer(original.Id);
+      await engine.stopContainer(original.Id, stopTimeout(original));
       await engine.removeContainer(original.Id);
       const oldVolumes = describeContainer(original).mounts.map((m) => m.volume);
       await retireVolumes(engine, oldVolumes).catch(() => {});

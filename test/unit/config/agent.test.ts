@@ -53,6 +53,9 @@ test('an empty file gives the documented defaults', async () => {
   expect(c.agent.log).toEqual({ level: 'info', format: 'json' });
   // No webhook listener unless asked for.
   expect(c.agent.watch).toEqual({ polling_interval: 300_000, debounce_window: 5000, queue_size: 2000 });
+  // The whole rotation of one container: room for a stop and a health check of its full 30 s.
+  expect(c.agent.health_check.timeout).toBe(30_000);
+  expect(c.agent.rotation).toEqual({ strategy: 'restart', timeout: 120_000, rollback_on_failure: true, concurrency: 4, jitter: 2000 });
   expect(c.providers.size).toBe(0);
 });
 
@@ -65,7 +68,7 @@ test('every setting is read', async () => {
   watch: { polling_interval: 1h30m, debounce_window: 0s, queue_size: 5000, webhook_secret_env: DSO_WEBHOOK_SECRET, webhook_address: "10.0.0.5:9443" }
   health_check: { timeout: 1m, retries: 0, interval: 500ms }
   cache: { ttl: 10m, max_cache_size: 1Gi, max_secret_size: 64Ki, max_stale: 0s }
-  rotation: { strategy: rolling, timeout: 2m, rollback_on_failure: false, concurrency: 8, jitter: 0s }
+  rotation: { strategy: rolling, timeout: 5m, rollback_on_failure: true, concurrency: 8, jitter: 0s }
 defaults:
   rotation: { strategy: signal, signal: SIGUSR1 }
 `,
@@ -77,7 +80,7 @@ defaults:
   expect(c.agent.watch).toEqual({ polling_interval: 5_400_000, debounce_window: 0, queue_size: 5000, webhook_secret_env: 'DSO_WEBHOOK_SECRET', webhook_address: '10.0.0.5:9443' });
   expect(c.agent.health_check).toEqual({ timeout: 60_000, retries: 0, interval: 500 });
   expect(c.agent.cache).toEqual({ ttl: 600_000, max_cache_size: 1024 ** 3, max_secret_size: 65536, max_stale: 0 });
-  expect(c.agent.rotation).toEqual({ strategy: 'rolling', timeout: 120_000, rollback_on_failure: false, concurrency: 8, jitter: 0 });
+  expect(c.agent.rotation).toEqual({ strategy: 'rolling', timeout: 300_000, rollback_on_failure: true, concurrency: 8, jitter: 0 });
   expect(c.defaults.rotation).toEqual({ strategy: 'signal', signal: 'SIGUSR1' });
 });
 
@@ -129,6 +132,8 @@ describe('every field refuses bad input, at its line, naming the expected form',
     ['agent:\n  rotation: { strategy: blue-green }', 'agent.rotation.strategy', 'rolling, restart, signal, none'],
     ['agent:\n  rotation: { timeout: 30 }', 'agent.rotation.timeout', 'a duration like'],
     ['agent:\n  rotation: { rollback_on_failure: 1 }', 'agent.rotation.rollback_on_failure', 'true or false'],
+    // Parsed and then ignored, once: now refused, saying what DSO does instead.
+    ['agent:\n  rotation: { rollback_on_failure: false }', 'agent.rotation.rollback_on_failure', 'false is not supported: a rotation whose new container fails is always undone'],
     ['agent:\n  rotation: { concurrency: 100 }', 'agent.rotation.concurrency', 'at most 64'],
     ['agent:\n  rotation: { jitter: lots }', 'agent.rotation.jitter', 'a duration like'],
     ['agent:\n  rotaton: {}', 'agent.rotaton', 'agent takes the keys'],
