@@ -9,7 +9,7 @@
 // user can, as the docs say.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATA_ROOT, DOCKER_CONFIG, DOCKER_HOST, DSO_BIN, canary, dockerOk, projectOf, run, sandbox, scanForLeaks, spawnAgent, waitFor, writeFiles, type RunResult, type Sandbox } from '../integration/support.ts';
 
@@ -56,9 +56,10 @@ async function account(prefix: string): Promise<Account> {
 const sha256 = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const dockerGid = () => statSync(DOCKER_HOST.replace(/^unix:\/\//, '')).gid;
 
+/** chown -R that never follows a symbolic link (the test's Docker configuration links Compose). */
 function chownTree(path: string, uid: number, gid: number): void {
-  chownSync(path, uid, gid);
-  if (statSync(path).isDirectory()) for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
+  lchownSync(path, uid, gid);
+  if (lstatSync(path).isDirectory()) for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
 }
 
 /** argv run as `who` (with only the groups given), or as root. */
@@ -132,12 +133,21 @@ async function prepare(s: Scenario): Promise<{ sb: Sandbox; env: Record<string, 
   writeFileSync(join(twinDir, 'app/twin'), HELD.twinValue);
   writeFileSync(join(sharedDir, 'app/shared'), 'not-a-secret');
 
+  // A normal user has a Docker configuration of its own: the test environment's lists root's
+  // plugin directory (cliPluginsExtraDirs), which the Docker CLI refuses to search as another user.
+  const userConfig = join(sb.dir, 'docker-config');
+  if (s.asUser) {
+    mkdirSync(join(userConfig, 'cli-plugins'), { recursive: true });
+    symlinkSync(readlinkSync(join(DOCKER_CONFIG, 'cli-plugins', 'docker-compose')), join(userConfig, 'cli-plugins', 'docker-compose'));
+    writeFileSync(join(userConfig, 'config.json'), '{}\n');
+  }
+
   // DSO's environment: everything it holds, and a variable no provider declares.
   const env: Record<string, string> = {
     PATH,
     HOME: home,
     DOCKER_HOST,
-    DOCKER_CONFIG,
+    DOCKER_CONFIG: s.asUser ? userConfig : DOCKER_CONFIG,
     DSO_HOME: join(home, '.dso'),
     DSO_PASSPHRASE: HELD.passphrase,
     OTHER_PASSPHRASE: HELD.otherPassphrase,
