@@ -13,6 +13,7 @@ import { collectXDso } from '../../../src/compose/files.ts';
 import { planSecrets, type SecretPlan } from '../../../src/compose/plan.ts';
 import { parseReference, parseSecretId, secretIdFromCanonical } from '../../../src/compose/references.ts';
 import { renderModel } from '../../../src/compose/rewrite.ts';
+import { MAX_ID } from '../../../src/docker/tar.ts';
 import { CANARY, expectClearDsoError, outcome, params, withCanary } from './support.ts';
 
 const REFERENCE_CODES = ['INVALID_REFERENCE', 'INVALID_SECRET_NAME'] as const;
@@ -30,7 +31,8 @@ const localSegment = fc.tuple(chars(alnum, 1, 1), chars(`${alnum}._-`, 0, 15)).m
 const localName = fc.array(localSegment, { minLength: 1, maxLength: 4 }).map((s) => s.join('/'));
 const key = chars(`${alnum}_.-`, 1, 20);
 const version = chars(`${alnum}_.-`, 1, 20);
-const fileOptions = fc.record({ uid: fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: undefined }), gid: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }), mode: fc.option(fc.integer({ min: 0, max: 0o777 }), { nil: undefined }) });
+// Valid parts only: 4294967295 is (uid_t)-1, refused by design (src/docker/tar.ts MAX_ID).
+const fileOptions = fc.record({ uid: fc.option(fc.integer({ min: 0, max: MAX_ID }), { nil: undefined }), gid: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }), mode: fc.option(fc.integer({ min: 0, max: 0o777 }), { nil: undefined }) });
 
 // The grammar's own delimiters and look-alikes, mixed with anything: near-misses reach deeper branches.
 const grammarNoise = fc.string({ unit: fc.oneof(fc.constantFrom(':', '/', '#', '?', '&', '=', '.', '..', '//', 'version', 'uid', 'mode', 'gid', '0440', 'a', 'Z', '9', '_', '-', '%', ' ', ',', '\n', '\u0000', 'é', '😀'), fc.string({ maxLength: 3 })), maxLength: 40 });
