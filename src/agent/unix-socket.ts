@@ -43,7 +43,11 @@ export function serveUnix(path: string, access: SocketAccess, serve: { fetch: (r
   const umask = process.umask(0o177);
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = Bun.serve({ ...serve, unix: path } as Parameters<typeof Bun.serve>[0]);
+    // No idle timeout: Bun's default (10 s without a byte) cut a /v1/resolve that waited on a
+    // provider (its timeout is 15 s by default, and may be set far higher) and a /v1/providers/check
+    // logging in. Only local members of the socket's group can connect, and DSO's clients close
+    // their connections after each request.
+    server = Bun.serve({ idleTimeout: 0, ...serve, unix: path } as unknown as Parameters<typeof Bun.serve>[0]);
   } finally {
     process.umask(umask);
   }
