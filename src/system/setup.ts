@@ -208,6 +208,7 @@ export function planSetup(config: DsoConfig, facts: HostFacts, layout: SystemLay
     ...(nonroot ? { user: { name: AGENT_USER, group: agentGroup } } : {}),
     supplementaryGroups: groups,
     chownSocket: socketGroups.length > 0,
+    stopTimeoutSec: Math.ceil(config.agent.rotation.timeout / 1000) + 30,
   });
   const unitChanged = unitText !== facts.unitText;
   if (facts.unitText !== undefined && unitChanged && !facts.unitText.includes(UNIT_HEADER)) warnings.push(`${layout.unitFile} was not written by DSO; it is replaced (local changes belong in a drop-in: systemctl edit dso-agent)`);

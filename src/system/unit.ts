@@ -22,6 +22,11 @@ export interface UnitOptions {
   supplementaryGroups: string[];
   /** A socket has a group: the agent chowns the socket to it, so chown(2) stays allowed. */
   chownSocket: boolean;
+  /**
+   * How long systemd waits for the agent to stop before it kills it (default 30 s). A stop lets a
+   * rotation under way run out its agent.rotation.timeout, so setup gives that plus 30 s.
+   */
+  stopTimeoutSec?: number;
 }
 
 /** Characters a path may have to be written in a unit without quoting or escaping. */
@@ -75,7 +80,7 @@ export function renderUnit(o: UnitOptions): string {
     // agent gets SIGTERM (it closes its provider processes in order), leftovers get SIGKILL.
     'KillSignal=SIGTERM',
     'KillMode=mixed',
-    'TimeoutStopSec=30s',
+    `TimeoutStopSec=${o.stopTimeoutSec ?? 30}s`,
     'SyslogIdentifier=dso-agent',
     ...(o.user ? [`User=${o.user.name}`, `Group=${o.user.group}`] : []),
     // The groups whose sockets the agent opens or hands its own socket to. With them chown(2) of

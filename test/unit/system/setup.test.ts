@@ -116,8 +116,11 @@ describe('the plan', () => {
     expect(env.text).not.toContain('UNRELATED_SECRET');
     expect(env.text).not.toMatch(/^(PATH|HOME)=/m);
     expect(plan.unitText).toBe(
-      renderUnit({ version: '9.9.9', agentPath: '/usr/local/bin/dso-agent', configPath: '/etc/dso/dso.yaml', envFile: '/etc/dso/agent.env', runtimeDirectories: ['dso'], readWritePaths: [], supplementaryGroups: [], chownSocket: false }),
+      renderUnit({ version: '9.9.9', agentPath: '/usr/local/bin/dso-agent', configPath: '/etc/dso/dso.yaml', envFile: '/etc/dso/agent.env', runtimeDirectories: ['dso'], readWritePaths: [], supplementaryGroups: [], chownSocket: false, stopTimeoutSec: 150 }),
     );
+    // A stop waits out a rotation under way (agent.rotation.timeout, 2 minutes by default): systemd
+    // must not kill the agent before that.
+    expect(plan.unitText).toContain('TimeoutStopSec=150s\n');
     const shown = `${describePlan(plan)}\n${plan.warnings.join('\n')}\n${plan.unitText}`;
     expect(shown).not.toContain(TOKEN);
   });
